@@ -1,0 +1,26 @@
+"""Video and frame-folder input/output: probing, streaming reads, atomic H.264/PNG writes with audio copy."""
+
+from .reader import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    iter_frames,
+    list_inputs,
+    natural_sort_key,
+    probe,
+    read_frames,
+)
+from .writer import VideoWriter, write_frames_png
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "VideoInfo",
+    "VideoWriter",
+    "iter_frames",
+    "list_inputs",
+    "natural_sort_key",
+    "probe",
+    "read_frames",
+    "write_frames_png",
+]

@@ -1,0 +1,40 @@
+"""Interpolation backends behind one interface: ``.interpolate(frames, temporal_sf) -> iterator of frames``.
+
+- ``flow``: classical bidirectional optical flow on the CPU (:class:`FlowInterpolator`), no weights needed.
+- ``ldf``: the LDF-VFI diffusion transformer (needs the released weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import BackendUnavailableError, InputError
+from .flow import FlowInterpolator, check_temporal_sf, output_frame_count, scene_cut_score
+
+BACKENDS = ("flow", "ldf")
+
+
+def get_interpolator(backend: str, **options: Any):
+    """Build the interpolator named ``backend`` with its keyword ``options``.
+
+    Raises :class:`InputError` for an unknown name and :class:`BackendUnavailableError` when the backend
+    cannot run here.
+    """
+    if backend == "flow":
+        return FlowInterpolator(**options)
+    if backend == "ldf":
+        raise BackendUnavailableError(
+            "the 'ldf' diffusion backend is not available in this version yet (its sampler is still being "
+            "built); use --backend flow"
+        )
+    raise InputError(f"unknown backend '{backend}' (choose {', '.join(BACKENDS)})")
+
+
+__all__ = [
+    "BACKENDS",
+    "FlowInterpolator",
+    "check_temporal_sf",
+    "get_interpolator",
+    "output_frame_count",
+    "scene_cut_score",
+]
