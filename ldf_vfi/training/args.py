@@ -1,0 +1,449 @@
+"""The flags of ``train.py`` (DiT) and ``train_vae.py`` (conditional VAE decoder), defined once.
+
+Names are the reference's (``train_dit.py``/``train_vae.py``, REFERENCE_SPEC 10.4-10.5), so its launch
+scripts' lines work here. Defaults are the released recipe (the values of the reference's
+``quick_start/train_dit.sh`` and ``train_vae.sh``), not its generic argparse defaults: a bare
+``python train.py --data ... --model_path ... --vae_path ...`` trains the released configuration (tiles
+256/192/20, temporal forcing, shift 5, sf 2-16, ...). Boolean recipe switches that the reference turns on
+from its scripts (``--no_bicubic``, ``--grad_checkpoint``, ``--freeze_encoder``) are on by default and keep
+their reference spelling; ``--bicubic``, ``--no_grad_checkpoint`` and ``--no_freeze_encoder`` turn them off.
+
+Every value is checked by :func:`validate_args` before a file is read or a model built; a bad one is an
+:class:`~ldf_vfi.errors.InputError` whose message is one line naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from ..data.clips import parse_pn
+from ..data.temporal import parse_int_list
+from ..diffusion import DIFFUSION_FORCING_MODES
+from ..errors import InputError
+
+__all__ = [
+    "STAGE_DEFAULTS",
+    "Stage",
+    "build_parser",
+    "ema_decays",
+    "gradient_accumulation_steps",
+    "validate_args",
+]
+
+Stage = Literal["dit", "vae"]
+
+STAGE_DEFAULTS: dict[str, dict] = {
+    # quick_start/train_dit.sh of the reference (4 nodes x 8 GPUs, ZeRO-1).
+    "dit": dict(
+        num_frames=60,
+        pn="0.25M",
+        temporal_sf="2-16",
+        output_dir="runs/train_dit",
+        batch_size=256,
+        batch_gpu=8,
+        num_epochs=20,
+        ref_lr=5e-5,
+        rampup_Msample=0.5,
+        adam_weight_decay=1e-6,
+        ema_decay="0.995,0.999",
+        checkpointing_steps=100,
+    ),
+    # quick_start/train_vae.sh of the reference (4 nodes x 8 GPUs, DDP, bf16).
+    "vae": dict(
+        num_frames=17,
+        pn="0.06M",
+        temporal_sf="1-16",
+        output_dir="runs/train_vae",
+        batch_size=256,
+        batch_gpu=2,
+        num_epochs=100,
+        ref_lr=5e-5,
+        rampup_Msample=0.1,
+        adam_weight_decay=0.0,
+        ema_decay="0.999,0.9995",
+        checkpointing_steps=1000,
+        max_grad_norm=0.0,  # the reference's VAE training does not clip
+    ),
+}
+
+_VAE_TYPES = {"dit": ("wan2_1", "wan2_1_cond_v2"), "vae": ("wan2_1_cond_v2",)}
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data", required=True, help="dataset index: the --dst folder of data_tools.py or its index.jsonl"
+    )
+    data.add_argument(
+        "--num_frames",
+        type=int,
+        help="frames per training clip (DiT: a multiple of --tile_min_t; VAE: 1 + 4k)",
+    )
+    data.add_argument(
+        "--pn",
+        help="crop size class: 0.06M (256x256), 0.25M (512x512), 1M, 4M (several sizes, see --dynamic_res) or HxW",
+    )
+    data.add_argument(
+        "--temporal_sf",
+        help="temporal scale factors drawn uniformly per clip, list syntax 'a,b,c-d' (e.g. 2-16)",
+    )
+    data.add_argument("--no_bicubic", dest="no_bicubic", action="store_true", default=True,
+                      help="resize only clips smaller than the crop (the released recipe; default)")  # fmt: skip
+    data.add_argument("--bicubic", dest="no_bicubic", action="store_false",
+                      help="always resize clips so the crop covers the frame's short side")  # fmt: skip
+    data.add_argument("--p_vflip", type=float, default=0.0, help="probability of a vertical flip")
+    data.add_argument("--p_hflip", type=float, default=0.0, help="probability of a horizontal flip")
+    data.add_argument(
+        "--p_transpose", type=float, default=0.0, help="probability of swapping height and width"
+    )
+    data.add_argument(
+        "--dynamic_res",
+        action="store_true",
+        help="draw the crop among all sizes of --pn (needs --batch_gpu 1)",
+    )
+    data.add_argument(
+        "--temporal_upsample", choices=("nearest",), default="nearest", help="how missing frames are filled"
+    )
+    data.add_argument(
+        "--avg_frames",
+        default="0,0",
+        help="(reference compatibility) frame averaging is dead code in the reference; only 0,0 is accepted",
+    )
+    data.add_argument(
+        "--video_backend", choices=("auto", "decord", "pyav"), default="auto", help="video decoder"
+    )
+    data.add_argument(
+        "--dataloader_num_workers", type=int, default=2, help="DataLoader worker processes per rank"
+    )
+
+
+def _add_vae_file_arguments(parser: argparse.ArgumentParser, stage: Stage) -> argparse._ArgumentGroup:
+    vae = parser.add_argument_group("VAE")
+    vae.add_argument(
+        "--vae_path", required=stage == "dit", help="Wan2.1_VAE.pth (or a conditional v2 checkpoint)"
+    )
+    vae.add_argument(
+        "--vae_type",
+        choices=_VAE_TYPES[stage],
+        default=_VAE_TYPES[stage][0],
+        help="checkpoint layout: plain Wan2.1 or the conditional v2 (only its encoder is used by the DiT)",
+    )
+    vae.add_argument(
+        "--vae_config", default=None, help="JSON with a non-release WanVAE config (e.g. a tiny test model)"
+    )
+    return vae
+
+
+def _add_dit_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model_path",
+        default=None,
+        help="Wan2.1-T2V-1.3B-Diffusers/transformer (widened to 36 inputs) or an LDF transformer folder to continue",
+    )
+    model.add_argument(
+        "--model_config",
+        default=None,
+        help="diffusers transformer config JSON: random init when no --model_path",
+    )
+    model.add_argument(
+        "--attention_type", default=None, help="default: the released slide_chunk_all_block_2x1x1"
+    )
+    model.add_argument("--attention_backend", default="auto", help="auto, flex, local_sdpa or dense")
+    model.add_argument(
+        "--diffusion_forcing",
+        choices=DIFFUSION_FORCING_MODES,
+        default="temporal",
+        help="noise level per temporal chunk (released) or per chunk",
+    )
+    model.add_argument("--t_shift", type=float, default=5.0, help="noise-level shift s (released: 5)")
+    model.add_argument("--vae_channels", type=int, default=16, help="(reference compatibility) must be 16")
+    model.add_argument(
+        "--lq_proj_hidden_dim", type=int, default=16, help="(reference compatibility) must be 16"
+    )
+    model.add_argument(
+        "--lora_rank", type=int, default=0, help="(reference compatibility) LoRA is not supported; 0"
+    )
+    model.add_argument("--grad_checkpoint", dest="grad_checkpoint", action="store_true", default=True,
+                       help="gradient checkpointing of the transformer blocks (default on)")  # fmt: skip
+    model.add_argument("--no_grad_checkpoint", dest="grad_checkpoint", action="store_false")
+
+    vae = _add_vae_file_arguments(parser, "dit")
+    vae.add_argument(
+        "--vae_batch_size", type=int, default=16, help="5-frame groups per VAE call (memory knob)"
+    )
+    vae.add_argument(
+        "--tile_min_h", type=int, default=256, help="VAE tile = DiT chunk height in pixels (released 256)"
+    )
+    vae.add_argument("--tile_min_w", type=int, default=256)
+    vae.add_argument("--tile_stride_h", type=int, default=192, help="tile stride (released 192)")
+    vae.add_argument("--tile_stride_w", type=int, default=192)
+    vae.add_argument("--tile_min_t", type=int, default=20, help="frames per temporal chunk (released 20)")
+    vae.add_argument(
+        "--spatial_compression_ratio", type=int, default=8, help="(reference compatibility) must be 8"
+    )
+    vae.add_argument(
+        "--temporal_compression_ratio", type=int, default=4, help="(reference compatibility) must be 4"
+    )
+    vae.add_argument(
+        "--batch_vae", type=int, default=None, help="(reference compatibility) unused, as in the reference"
+    )
+
+
+def _add_vae_training_arguments(parser: argparse.ArgumentParser) -> None:
+    vae = _add_vae_file_arguments(parser, "vae")
+    vae.add_argument("--freeze_encoder", dest="freeze_encoder", action="store_true", default=True,
+                     help="keep the encoder (and conv1) fixed: the DiT's latent space stays put (default on)")  # fmt: skip
+    vae.add_argument("--no_freeze_encoder", dest="freeze_encoder", action="store_false")
+    vae.add_argument("--freeze_decoder", action="store_true", help="keep the Wan decoder (and conv2) fixed")
+    vae.add_argument(
+        "--lpips_weights", default=None, help="ImageNet AlexNet trunk for LPIPS (torchvision layout), by path"
+    )
+    vae.add_argument("--perceptual_weight", type=float, default=1.0, help="LPIPS weight w_p")
+    vae.add_argument("--kl_weight", type=float, default=1e-6, help="KL weight")
+    vae.add_argument(
+        "--disc_weight", type=float, default=0.5, help="adversarial weight (times the adaptive weight)"
+    )
+    vae.add_argument(
+        "--disc_start", type=int, default=5001, help="first optimizer step with the adversarial loss"
+    )
+    vae.add_argument("--disc_lr", type=float, default=5e-5, help="discriminator reference learning rate")
+    vae.add_argument("--disc_ndf", type=int, default=64, help="PatchGAN filters in the first layer")
+    vae.add_argument("--disc_layers", type=int, default=3, help="PatchGAN strided layers")
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser, stage: Stage) -> None:
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", help="checkpoints, log.jsonl, args.json and tensorboard logs go here")
+    train.add_argument(
+        "--seed", type=int, default=42, help="seeds the data order, the clips, the noise and the init"
+    )
+    train.add_argument(
+        "--batch_size", type=int, help="global batch per optimizer step (all ranks x accumulation)"
+    )
+    train.add_argument(
+        "--batch_gpu", type=int, help="clips per rank per forward; accumulation fills --batch_size"
+    )
+    train.add_argument("--num_epochs", type=float, help="training length in passes over the index")
+    train.add_argument(
+        "--max_train_steps", type=int, default=None, help="stop after this many optimizer steps"
+    )
+    train.add_argument("--ref_lr", type=float, help="learning rate after the ramp-up (EDM2 schedule)")
+    train.add_argument(
+        "--ref_batches",
+        type=float,
+        default=0,
+        help=">0: lr / sqrt(samples / (ref_batches * batch_size)) decay",
+    )
+    train.add_argument(
+        "--rampup_Msample", type=float, help="linear lr ramp-up over this many million samples"
+    )
+    train.add_argument("--adam_beta1", type=float, default=0.95)
+    train.add_argument("--adam_beta2", type=float, default=0.999)
+    train.add_argument("--adam_weight_decay", type=float)
+    train.add_argument("--adam_epsilon", type=float, default=1e-8)
+    train.add_argument(
+        "--max_grad_norm",
+        type=float,
+        default=1.0,
+        help="gradient clipping (0: off); DeepSpeed reads its JSON",
+    )
+    train.add_argument("--ema_decay", help="comma-separated EMA decays, e.g. 0.995,0.999 ('' for none)")
+    train.add_argument("--offload_ema", action="store_true", help="keep the EMA copies in CPU memory")
+    train.add_argument(
+        "--sp_size", type=int, default=1, help="sequence-parallel group size (ranks sharing a clip)"
+    )
+    train.add_argument("--start_step", type=int, default=None, help="start a fresh run as if at this step")
+    train.add_argument("--reset_lr", action="store_true", help="with --start_step: restart the lr ramp there")
+    train.add_argument("--checkpointing_steps", type=int, help="save a checkpoint every N optimizer steps")
+    train.add_argument(
+        "--checkpoints_total_limit", type=int, default=None, help="keep only the newest N checkpoints"
+    )
+    train.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-N folder")
+    train.add_argument("--logger", choices=("tensorboard", "wandb", "none"), default="tensorboard")
+    train.add_argument("--logging_dir", default="logs", help="tracker folder inside --output_dir")
+    train.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # old launchers pass it
+
+
+def build_parser(stage: Stage, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one training stage: ``"dit"`` (train.py) or ``"vae"`` (train_vae.py)."""
+    description = {
+        "dit": "Train the LDF-VFI diffusion transformer (launch with accelerate launch or torchrun).",
+        "vae": "Train the conditional Wan2.1 VAE decoder of LDF-VFI (launch with accelerate launch or torchrun).",
+    }[stage]
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    _add_data_arguments(parser)
+    if stage == "dit":
+        _add_dit_arguments(parser)
+    else:
+        _add_vae_training_arguments(parser)
+    _add_training_arguments(parser, stage)
+    parser.set_defaults(stage=stage, **STAGE_DEFAULTS[stage])
+    return parser
+
+
+def ema_decays(text: str) -> list[float]:
+    """``"0.995,0.999"`` -> ``[0.995, 0.999]``; empty -> ``[]``."""
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def gradient_accumulation_steps(batch_size: int, batch_gpu: int, dp_size: int) -> int:
+    """Micro-batches per optimizer step so that ``batch_gpu * dp_size * steps == batch_size`` exactly."""
+    per_pass = batch_gpu * dp_size
+    if batch_size % per_pass:
+        raise InputError(
+            f"--batch_size {batch_size} is not a multiple of --batch_gpu {batch_gpu} x {dp_size} data-parallel ranks"
+        )
+    return batch_size // per_pass
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is None or value <= 0:
+            raise InputError(f"--{name} must be positive, got {value}")
+
+
+def _exists(value: str | None, flag: str) -> None:
+    if value is not None and not Path(value).exists():
+        raise InputError(f"--{flag} not found: '{value}'")
+
+
+def _json_file(value: str | None, flag: str) -> None:
+    if value is None:
+        return
+    _exists(value, flag)
+    try:
+        json.loads(Path(value).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--{flag} '{value}' is not a JSON file: {exc}") from None
+
+
+def validate_args(args: argparse.Namespace, world_size: int | None = None) -> None:
+    """Check every flag of a parsed training command line; raises :class:`InputError` (one line) on the first
+    bad value. ``world_size`` defaults to the launcher's ``WORLD_SIZE``."""
+    world_size = world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1") or 1)
+    _positive(args, "num_frames", "batch_size", "batch_gpu", "num_epochs", "checkpointing_steps", "sp_size")
+    try:
+        parse_pn(args.pn)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if isinstance(args.temporal_sf, str):
+        try:
+            args.temporal_sf = parse_int_list(args.temporal_sf)
+        except ValueError as exc:
+            raise InputError(f"--temporal_sf: {exc}") from None
+    if not args.temporal_sf or min(args.temporal_sf) < 1:
+        raise InputError(f"--temporal_sf needs factors >= 1, got {args.temporal_sf}")
+    for name in ("p_vflip", "p_hflip", "p_transpose"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise InputError(f"--{name} must be a probability in [0, 1], got {getattr(args, name)}")
+    if args.avg_frames.replace(" ", "") not in ("0,0", "0"):
+        raise InputError(
+            f"--avg_frames {args.avg_frames}: frame averaging is not implemented (dead code in the reference)"
+        )
+    if args.dynamic_res and args.batch_gpu != 1:
+        raise InputError("--dynamic_res mixes crop sizes, so it needs --batch_gpu 1")
+    if args.dataloader_num_workers < 0:
+        raise InputError(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}")
+    _exists(args.data, "data")
+    if world_size % args.sp_size:
+        raise InputError(f"--sp_size {args.sp_size} must divide the number of processes ({world_size})")
+    gradient_accumulation_steps(args.batch_size, args.batch_gpu, world_size // args.sp_size)
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        raise InputError(f"--max_train_steps must be positive, got {args.max_train_steps}")
+    if args.ref_lr < 0 or args.rampup_Msample < 0 or args.ref_batches < 0:
+        raise InputError("--ref_lr, --rampup_Msample and --ref_batches must not be negative")
+    if not (0.0 <= args.adam_beta1 < 1.0 and 0.0 <= args.adam_beta2 < 1.0):
+        raise InputError(f"Adam betas must be in [0, 1), got {args.adam_beta1}, {args.adam_beta2}")
+    if args.adam_epsilon <= 0 or args.adam_weight_decay < 0 or args.max_grad_norm < 0:
+        raise InputError(
+            "--adam_epsilon must be positive; --adam_weight_decay and --max_grad_norm not negative"
+        )
+    try:
+        decays = ema_decays(args.ema_decay)
+    except ValueError:
+        raise InputError(f"--ema_decay must be comma-separated numbers, got '{args.ema_decay}'") from None
+    if any(not 0.0 < d < 1.0 for d in decays):
+        raise InputError(f"--ema_decay values must be in (0, 1), got {args.ema_decay}")
+    if args.start_step is not None and args.start_step < 0:
+        raise InputError(f"--start_step must not be negative, got {args.start_step}")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        raise InputError(f"--checkpoints_total_limit must be positive, got {args.checkpoints_total_limit}")
+    resume = args.resume_from_checkpoint
+    if (
+        resume not in (None, "latest")
+        and not Path(resume).is_dir()
+        and not (Path(args.output_dir) / resume).is_dir()
+    ):
+        raise InputError(f"--resume_from_checkpoint '{resume}' is neither 'latest' nor a checkpoint folder")
+    _exists(args.vae_path, "vae_path")
+    _json_file(args.vae_config, "vae_config")
+    (_validate_dit if args.stage == "dit" else _validate_vae)(args)
+
+
+def _validate_dit(args: argparse.Namespace) -> None:
+    from ..models.tiling import TilingConfig
+
+    _positive(args, "t_shift")
+    for name, required in (("vae_channels", 16), ("lq_proj_hidden_dim", 16), ("spatial_compression_ratio", 8),
+                           ("temporal_compression_ratio", 4)):  # fmt: skip
+        if getattr(args, name) != required:
+            raise InputError(
+                f"--{name} must be {required} for LDF-VFI (it only sets a fixed width), got {getattr(args, name)}"
+            )
+    if args.lora_rank:
+        raise InputError(
+            "--lora_rank: LoRA is not supported; train all weights (the reference's LoRA froze the new input channels)"
+        )
+    try:
+        tiling = TilingConfig(
+            tile_min_h=args.tile_min_h,
+            tile_min_w=args.tile_min_w,
+            tile_stride_h=args.tile_stride_h,
+            tile_stride_w=args.tile_stride_w,
+            tile_min_t=args.tile_min_t,
+            vae_batch_size=args.vae_batch_size,
+        )
+    except ValueError as exc:
+        raise InputError(f"tiling flags: {exc}") from None
+    if args.num_frames % tiling.tile_min_t:
+        raise InputError(
+            f"--num_frames {args.num_frames} must be a multiple of --tile_min_t {tiling.tile_min_t}"
+        )
+    if args.model_path is None and args.model_config is None:
+        raise InputError(
+            "give --model_path (Wan2.1-T2V-1.3B-Diffusers/transformer) or --model_config (random init)"
+        )
+    _exists(args.model_path, "model_path")
+    _json_file(args.model_config, "model_config")
+    if args.attention_type is not None:
+        from ..models.attention import check_attention_type
+
+        try:
+            check_attention_type(args.attention_type)
+        except ValueError as exc:
+            raise InputError(f"--attention_type: {exc}") from None
+
+
+def _validate_vae(args: argparse.Namespace) -> None:
+    if (args.num_frames - 1) % 4:
+        raise InputError(f"--num_frames {args.num_frames} must be 1 + 4k for the causal VAE (e.g. 5, 17)")
+    for name in ("perceptual_weight", "kl_weight", "disc_weight"):
+        if getattr(args, name) < 0:
+            raise InputError(f"--{name} must not be negative, got {getattr(args, name)}")
+    if args.disc_start < 0 or args.disc_lr < 0:
+        raise InputError("--disc_start and --disc_lr must not be negative")
+    _positive(args, "disc_ndf", "disc_layers")
+    if args.sp_size != 1:
+        raise InputError("--sp_size: the VAE decoder trains with data parallelism only (sp_size 1)")
+    if args.perceptual_weight > 0 and args.lpips_weights is None:
+        raise InputError(
+            "--perceptual_weight > 0 needs --lpips_weights PATH (ImageNet AlexNet trunk, torchvision layout; "
+            "nothing is downloaded), or pass --perceptual_weight 0"
+        )
+    _exists(args.lpips_weights, "lpips_weights")
