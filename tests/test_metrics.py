@@ -39,6 +39,15 @@ from ldf_vfi.metrics.testing import random_alexnet_features, write_random_metric
 from ldf_vfi.metrics.weights import load_state_dict
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tests are tiny; on a shared 2-core machine one OpenMP thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _pair(seed: int = 0, shape=(2, 3, 24, 32), noise: int = 20):
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)

@@ -49,6 +49,9 @@ def random_i3d_state(seed: int = 0) -> dict[str, torch.Tensor]:
     net = InceptionI3D(tiny_config())
     g = torch.Generator().manual_seed(seed + 1)
     for module in net.modules():
+        if isinstance(module, torch.nn.Conv3d):  # He init keeps activations alive through the deep stack
+            fan_in = module.weight[0].numel()
+            module.weight.data.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=g)
         if isinstance(module, torch.nn.BatchNorm3d):
             module.running_mean.normal_(0.0, 0.1, generator=g)
             module.running_var.uniform_(0.5, 1.5, generator=g)
