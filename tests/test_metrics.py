@@ -321,3 +321,52 @@ def test_fvd_preprocessing_and_windows(weights):
     assert p1.shape == (3, 10) and np.allclose(p1, g1)
     p3, _ = three.flush(force=True)
     assert np.allclose(p1, p3, atol=1e-5)
+
+
+# -- LPIPS weight converter ----------------------------------------------------------------------------
+
+
+def _load_converter():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "convert_lpips_weights.py"
+    spec = importlib.util.spec_from_file_location("convert_lpips_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lpips_converter_flax_layout_to_torchvision(tmp_path):
+    import pickle
+
+    converter = _load_converter()
+    trunk = random_alexnet_features(11)
+    params = {"AlexNet_0": {}}
+    for flax_index, tv_index in converter.TRUNK_INDEX.items():
+        params["AlexNet_0"][f"Conv_{flax_index}"] = {
+            "kernel": trunk[f"features.{tv_index}.weight"].permute(2, 3, 1, 0).numpy(),  # OIHW -> HWIO
+            "bias": trunk[f"features.{tv_index}.bias"].numpy(),
+        }
+    g = torch.Generator().manual_seed(12)
+    heads = [torch.rand(1, c, 1, 1, generator=g) for c in converter.HEAD_CHANNELS]
+    for k, head in enumerate(heads):
+        params[f"NetLinLayer_{k}"] = {"Conv_0": {"kernel": head.permute(2, 3, 1, 0).numpy()}}
+    (tmp_path / "alexnet.ckpt").write_bytes(pickle.dumps(params))
+    out = tmp_path / "lpips_alexnet.safetensors"
+    assert converter.main([str(tmp_path / "alexnet.ckpt"), str(out)]) == 0
+    converted = load_state_dict(out, "--lpips_weights")
+    for key, value in trunk.items():
+        assert torch.equal(converted[key], value)
+    for k, head in enumerate(heads):
+        assert torch.equal(converted[f"lin{k}.model.1.weight"], head)
+    metric = LPIPSMetric.from_file(out)
+    assert torch.equal(metric.model.lin2.model[1].weight, heads[2])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"AlexNet_0": Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        converter.main([str(tmp_path / "evil.ckpt"), str(tmp_path / "x.safetensors")])
