@@ -24,6 +24,7 @@ this changes no kept frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +75,44 @@ def check_window_geometry(num_frames: int, tile_min_t: int) -> int:
     return num_frames // tile_min_t
 
 
+def iter_windows(
+    has_slot: Callable[[int], bool],
+    keeps_slot: Callable[[int], bool] | None = None,
+    num_frames: int = 60,
+    tile_min_t: int = 20,
+) -> Iterator[Window]:
+    """The windows, in computation order, for a timeline known only through ``has_slot(k)`` ("is the timeline
+    longer than ``k`` slots?"), so a streamed video's length need not be known up front. ``keeps_slot(k)``
+    says whether slot ``k`` survives the final cut (default: every existing slot)."""
+    keeps_slot = keeps_slot or has_slot
+    n_t = check_window_geometry(num_frames, tile_min_t)
+    tc = tile_min_t
+    stride = (n_t - 2) * tc
+    yield Window("first", 0, keep=(0, n_t - 1), context={}, save={"prev": n_t - 2}, tile_min_t=tc)
+    t0 = (n_t - 1) * tc
+    while has_slot(t0 + stride) and keeps_slot(t0):
+        yield Window(
+            "skip",
+            t0 + stride - tc,
+            keep=(1, n_t - 1),
+            context={},
+            save={"skip": 1, "next_prev": n_t - 2},
+            tile_min_t=tc,
+        )
+        yield Window(
+            "concat",
+            t0 - tc,
+            keep=(1, n_t - 1),
+            context={0: "prev", n_t - 1: "skip"},
+            save={},
+            tile_min_t=tc,
+            rename={"next_prev": "prev"},
+        )
+        t0 += 2 * stride
+    if has_slot(t0) and keeps_slot(t0):
+        yield Window("last", t0 - tc, keep=(1, n_t), context={0: "prev"}, save={}, tile_min_t=tc)
+
+
 def window_schedule(
     timeline_length: int, num_frames: int = 60, tile_min_t: int = 20, output_length: int | None = None
 ) -> list[Window]:
@@ -81,44 +120,11 @@ def window_schedule(
 
     ``output_length`` (default: the whole timeline) is the number of leading slots that will be kept; windows
     whose emitted segment starts at or after it are dropped, unless a later kept window needs their latent.
-    Segments are emitted in timeline order when windows are processed in list order.
     """
     if timeline_length < 1:
         raise ValueError(f"timeline_length must be positive, got {timeline_length}")
-    n_t = check_window_geometry(num_frames, tile_min_t)
     cut = timeline_length if output_length is None else min(output_length, timeline_length)
-    tc = tile_min_t
-    stride = (n_t - 2) * tc
-    windows = [
-        Window("first", 0, keep=(0, n_t - 1), context={}, save={"prev": n_t - 2}, tile_min_t=tc),
-    ]
-    t0 = (n_t - 1) * tc
-    while t0 + stride <= timeline_length - 1 and t0 < cut:
-        windows.append(
-            Window(
-                "skip",
-                t0 + stride - tc,
-                keep=(1, n_t - 1),
-                context={},
-                save={"skip": 1, "next_prev": n_t - 2},
-                tile_min_t=tc,
-            )
-        )
-        windows.append(
-            Window(
-                "concat",
-                t0 - tc,
-                keep=(1, n_t - 1),
-                context={0: "prev", n_t - 1: "skip"},
-                save={},
-                tile_min_t=tc,
-                rename={"next_prev": "prev"},
-            )
-        )
-        t0 += 2 * stride
-    if t0 < timeline_length and t0 < cut:
-        windows.append(Window("last", t0 - tc, keep=(1, n_t), context={0: "prev"}, save={}, tile_min_t=tc))
-    return windows
+    return list(iter_windows(lambda k: k < timeline_length, lambda k: k < cut, num_frames, tile_min_t))
 
 
 def emission_order(windows: list[Window]) -> list[Window]:
