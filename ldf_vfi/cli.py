@@ -256,7 +256,8 @@ def _effective_config(args: argparse.Namespace, backend: str) -> dict:
         key: (str(value) if isinstance(value, (Fraction, Path)) else value)
         for key, value in vars(args).items()
     }
-    config.pop("command", None)
+    for internal in ("command", "handler"):
+        config.pop(internal, None)
     config["backend"] = backend
     config["ldf_vfi_version"] = __version__
     return config

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Interpolate a video (or a folder of videos / frames) with LDF-VFI.
+# Edit the variables below, or set them in the environment: DATA=my.mp4 bash quick_start/generate.sh
+# Without MODEL_PATH the no-weights optical-flow backend runs (CPU is fine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${DATA:-assets/demo.mp4}                    # a video, a folder of frames, or a folder of videos
+TEMPORAL_SF=${TEMPORAL_SF:-8}                    # frame-rate multiplier, 1..16
+OUTPUT_DIR=${OUTPUT_DIR:-runs/generate}          # results: $OUTPUT_DIR/<name>/pred.mp4
+MODEL_PATH=${MODEL_PATH:-}                       # folder with transformer/ (released LDF-VFI weights); empty = flow backend
+VAE_PATH=${VAE_PATH:-}                           # Wan2.1_VAE_cond_v2.pth (with MODEL_PATH)
+SAMPLING_STEPS=${SAMPLING_STEPS:-16}
+T_SHIFT=${T_SHIFT:-8}
+SP_SIZE=${SP_SIZE:-1}                            # sequence parallel group size: 1, 2 or 4
+NUM_PROCESSES=${NUM_PROCESSES:-1}                # processes (GPUs) on this machine; videos are spread over them
+EXTRA_ARGS=${EXTRA_ARGS:-}                       # anything else, e.g. "--save_lq --target_fps 60"
+
+model_args=()
+if [ -n "$MODEL_PATH" ]; then
+  model_args=(--model_path "$MODEL_PATH" --vae_path "$VAE_PATH")
+fi
+launcher=(accelerate launch --num_processes "$NUM_PROCESSES" --num_machines 1 --mixed_precision no --dynamo_backend no)
+if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  launcher+=(--cpu --num_cpu_threads_per_process "$(nproc)")
+fi
+
+# shellcheck disable=SC2086
+"${launcher[@]}" generate.py \
+  --data "$DATA" \
+  --temporal_sf "$TEMPORAL_SF" \
+  --output_dir "$OUTPUT_DIR" \
+  --sampling_steps "$SAMPLING_STEPS" \
+  --t_shift "$T_SHIFT" \
+  --sp_size "$SP_SIZE" \
+  --tile_min_h 256 --tile_min_w 256 --tile_stride_h 192 --tile_stride_w 192 --tile_min_t 20 \
+  "${model_args[@]}" $EXTRA_ARGS

@@ -1,0 +1,191 @@
+"""Video I/O: round trips keep size, frame count and fps; audio survives; writes are atomic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from ldf_vfi.data.synthetic import moving_shapes_video
+from ldf_vfi.errors import InputError
+from ldf_vfi.io import (
+    VideoWriter,
+    iter_frames,
+    list_inputs,
+    natural_sort_key,
+    probe,
+    read_frames,
+    write_frames_png,
+)
+
+from conftest import DEMO_VIDEO, REPO_ROOT, write_video
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("fps", [Fraction(25), Fraction(30000, 1001), Fraction(120)])
+def test_mp4_round_trip_keeps_size_count_and_exact_fps(tmp_path, fps):
+    frames = moving_shapes_video(7, 48, 64, seed=1)
+    path = write_video(tmp_path / "clip.mp4", frames, fps=fps)
+    info = probe(path)
+    assert (info.width, info.height, info.num_frames, info.fps, info.kind) == (64, 48, 7, fps, "video")
+    decoded = read_frames(path)
+    assert len(decoded) == 7
+    # crf 0 is lossless in YUV; 4:2:0 chroma costs some PSNR on this colourful texture, but each decoded
+    # frame is nearest to its own original (no shift, no duplicate).
+    assert min(_psnr(a, b) for a, b in zip(frames, decoded)) > 25
+    for index, got in enumerate(decoded):
+        assert int(np.argmax([_psnr(got, original) for original in frames])) == index
+
+
+def test_png_folder_round_trip_is_exact_and_naturally_sorted(tmp_path):
+    frames = moving_shapes_video(12, 33, 47, seed=2)  # odd sizes are fine for PNG
+    names = [f"frame{i}.png" for i in range(12)]  # frame10 must sort after frame9
+    write_frames_png(tmp_path / "frames", frames, names=names)
+    info = probe(tmp_path / "frames", fps=Fraction(24000, 1001))
+    assert (info.width, info.height, info.num_frames, info.kind) == (47, 33, 12, "frames")
+    assert info.fps == Fraction(24000, 1001)
+    for original, loaded in zip(frames, iter_frames(tmp_path / "frames")):
+        np.testing.assert_array_equal(original, loaded)
+    assert probe(tmp_path / "frames").fps == 30  # default for frame folders
+    assert sorted(names, key=natural_sort_key)[:3] == ["frame0.png", "frame1.png", "frame2.png"]
+    assert sorted(names, key=natural_sort_key)[-1] == "frame11.png"
+
+
+def test_png_folder_writer_is_atomic_and_exact(tmp_path):
+    frames = moving_shapes_video(3, 16, 24, seed=5)
+    with VideoWriter(tmp_path / "out_frames", 25) as writer:
+        for frame in frames:
+            writer.write(frame)
+        assert not (tmp_path / "out_frames").exists()  # nothing under the final name before close
+    assert sorted(p.name for p in (tmp_path / "out_frames").iterdir()) == [
+        "00000000.png",
+        "00000001.png",
+        "00000002.png",
+    ]
+    np.testing.assert_array_equal(read_frames(tmp_path / "out_frames")[2], frames[2])
+
+
+def test_odd_sizes_are_padded_to_even_for_h264(tmp_path):
+    frames = moving_shapes_video(3, 31, 45, seed=6)
+    info = probe(write_video(tmp_path / "odd.mp4", frames))
+    assert (info.width, info.height) == (46, 32)
+    decoded = read_frames(tmp_path / "odd.mp4")[1]
+    assert _psnr(decoded[:31, :45], frames[1]) > 25
+    np.testing.assert_allclose(decoded[31].astype(int), decoded[30].astype(int), atol=12)  # replicated row
+
+
+def test_audio_is_copied(tmp_path, small_video_with_audio):
+    assert probe(DEMO_VIDEO).has_audio
+    assert probe(small_video_with_audio).has_audio
+    import av
+
+    with av.open(str(small_video_with_audio)) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.name == "aac"
+        packets = sum(1 for p in container.demux(audio) if p.size)
+    assert packets > 10
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(target, 25) as writer:
+            for frame in moving_shapes_video(3, 32, 32):
+                writer.write(frame)
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_survives_a_failed_rewrite(tmp_path):
+    target = write_video(tmp_path / "out.mp4", moving_shapes_video(4, 32, 32))
+    before = target.read_bytes()
+    with pytest.raises(ValueError):
+        with VideoWriter(target, 25) as writer:
+            writer.write(moving_shapes_video(1, 32, 32)[0])
+            writer.write(np.zeros((16, 16, 3), np.uint8))  # wrong size
+    assert target.read_bytes() == before
+
+
+def test_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
+    target = tmp_path / "killed.mp4"
+    script = (
+        "import sys, numpy as np\n"
+        "from ldf_vfi.io import VideoWriter\n"
+        f"w = VideoWriter({str(target)!r}, 25)\n"
+        "rng = np.random.default_rng(0)\n"
+        "for i in range(100000):\n"
+        "    w.write(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))\n"
+        "    if i == 5: print('writing', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not target.exists()
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert all(name.startswith(".killed.") and ".partial" in name for name in leftovers)
+
+
+def test_list_inputs_expands_folders(tmp_path, small_video):
+    assert list_inputs(small_video) == [small_video]
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    write_video(folder / "b10.mp4", moving_shapes_video(2, 16, 16))
+    write_video(folder / "b2.mp4", moving_shapes_video(2, 16, 16))
+    write_frames_png(folder / "c_frames", moving_shapes_video(2, 16, 16))
+    (folder / "notes.txt").write_text("not a video")
+    assert [p.name for p in list_inputs(folder)] == ["b2.mp4", "b10.mp4", "c_frames"]
+    assert list_inputs(folder / "c_frames") == [folder / "c_frames"]
+
+
+def test_read_frames_by_index_with_both_backends(small_video):
+    everything = read_frames(small_video, backend="pyav")
+    for backend in ("pyav", "decord"):
+        picked = read_frames(small_video, indices=[4, 0, 4], backend=backend)
+        for got, index in zip(picked, [4, 0, 4]):
+            assert _psnr(got, everything[index]) > 40
+    with pytest.raises(InputError, match="out of range"):
+        read_frames(small_video, indices=[99], backend="pyav")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (
+            lambda d: (d / "garbage.mp4").write_bytes(os.urandom(2048)) and d / "garbage.mp4",
+            "cannot read video",
+        ),
+        (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", "cannot read video"),
+        (lambda d: (d / "empty_dir").mkdir() or d / "empty_dir", "no videos"),
+        (
+            lambda d: cv2.imwrite(str(d / "one.png"), np.zeros((4, 4, 3), np.uint8)) and d / "one.png",
+            "single image",
+        ),
+    ],
+)
+def test_bad_inputs_raise_one_line_input_errors(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(InputError, match=message) as info:
+        list_inputs(path)
+        probe(path)
+    assert "\n" not in str(info.value)
+
+
+def test_mixed_frame_sizes_in_a_folder_are_reported(tmp_path):
+    folder = tmp_path / "mixed"
+    write_frames_png(folder, [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)])
+    with pytest.raises(InputError, match="00000001.png"):
+        list(iter_frames(folder))
