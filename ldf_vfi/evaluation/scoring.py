@@ -72,7 +72,11 @@ class WeightPaths:
 
     def check(self) -> None:
         """Fail early (one line) on a given path that does not exist, before any model is loaded."""
-        for spec, path in ((LPIPS_WEIGHTS, self.lpips), (I3D_WEIGHTS, self.i3d), (PWCNET_WEIGHTS, self.pwcnet)):
+        for spec, path in (
+            (LPIPS_WEIGHTS, self.lpips),
+            (I3D_WEIGHTS, self.i3d),
+            (PWCNET_WEIGHTS, self.pwcnet),
+        ):
             resolve_weights(spec, path, self.weights_dir)
 
 
