@@ -263,3 +263,30 @@ def test_two_processes_split_clips_and_rank0_merges(snu_dir, tmp_path):
     summary = _load(out / "summary.json")
     assert summary["num_videos"] == 2 and summary["num_missing"] == 0
     assert result.stdout.count("| flow | snu_film") == 1  # only rank 0 prints the table
+
+
+@pytest.mark.parametrize("script", ["eval_snu_film.sh", "eval_x4k.sh"])
+def test_quick_start_scripts_run(script, snu_dir, x4k_dir, tmp_path):
+    data, env_extra = (snu_dir, {}) if script == "eval_snu_film.sh" else (x4k_dir, {"TASK": "4k"})
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "OUTPUT_DIR": str(tmp_path / "qs"),
+        "METRICS": "psnr",
+        "WEIGHTS_DIR": str(tmp_path / "absent"),
+        "EXTRA_ARGS": "--max_videos 1 --no_contact_sheets",
+        "OMP_NUM_THREADS": "1",
+        **env_extra,
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "quick_start" / script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    summary = _load(tmp_path / "qs" / "summary.json")
+    assert summary["num_videos"] == 1 and "psnr" in summary["metrics"]
+    assert (tmp_path / "qs" / "log.txt").is_file()
