@@ -92,28 +92,40 @@ def parse_resolution(text: str | None) -> tuple[int, int] | None:
     return height, width
 
 
-def clip_folders(root: Path, subsets: tuple[str, ...], layout: str) -> list[tuple[str, Path]]:
-    """``(subset, folder)`` of every clip folder ``root/test/<subset>/<clip>``, subsets in the given order.
+def clips_from_layout(
+    data_dir: str | Path,
+    subsets: tuple[str, ...],
+    layout: str,
+    resize: tuple[int, int] | None = None,
+    crop: tuple[int, int] | None = None,
+) -> list[EvalClip]:
+    """Every clip folder ``data_dir/test/<subset>/<clip>`` as an :class:`EvalClip`, subsets in the given order
+    and clips in natural order, named ``test--<subset>--<clip>`` (the reference's flattened names).
 
-    Raises a one-line :class:`InputError` when ``root`` does not look like ``layout`` describes.
+    Raises a one-line :class:`InputError` when ``data_dir`` does not look like ``layout`` describes.
     """
-    root = Path(root).expanduser()
+    root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise InputError(f"--data_dir '{root}' is not a folder")
-    found = []
+    clips = []
     for subset in subsets:
         folder = root / "test" / subset
-        if folder.is_dir():
-            found += [(subset, p) for p in sorted(folder.iterdir(), key=natural_sort_key) if p.is_dir()]
-    if not found:
+        if not folder.is_dir():
+            continue
+        for clip_dir in sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_sort_key):
+            frames = list_frame_files(clip_dir)
+            if not frames:
+                raise InputError(f"'{clip_dir}' holds no image frames; --data_dir is not {layout}")
+            clips.append(EvalClip(f"test--{subset}--{clip_dir.name}", subset, tuple(frames), resize, crop))
+    if not clips:
         raise InputError(f"--data_dir '{root}' is not {layout}")
-    return found
+    return clips
 
 
 __all__ = [
     "EvalClip",
     "area_resize_truncate",
-    "clip_folders",
+    "clips_from_layout",
     "list_frame_files",
     "parse_resolution",
     "read_frame_rgb",

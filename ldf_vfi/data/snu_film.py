@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from . import EvalClip, clip_folders, list_frame_files
+from . import EvalClip, clips_from_layout
 
 SUBSETS = ("GOPRO_test", "YouTube_test")
 TRIPLET_LEVELS = ("test-easy", "test-medium", "test-hard", "test-extreme")
@@ -35,13 +35,7 @@ def find_snu_film_clips(
         raise InputError(f"--task for SNU-FILM must be one of {', '.join(TASKS)}, got '{task}'")
     if task != "entire":
         return _triplet_clips(Path(data_dir).expanduser(), task, crop)
-    clips = []
-    for subset, folder in clip_folders(Path(data_dir), SUBSETS, LAYOUT):
-        frames = list_frame_files(folder)
-        if not frames:
-            raise InputError(f"'{folder}' holds no image frames; --data_dir is not {LAYOUT}")
-        clips.append(EvalClip(f"test--{subset}--{folder.name}", subset, tuple(frames), crop=crop))
-    return clips
+    return clips_from_layout(data_dir, SUBSETS, LAYOUT, crop=crop)
 
 
 def triplet_list_path(data_dir: Path, level: str) -> Path:

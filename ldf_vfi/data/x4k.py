@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from . import EvalClip, clip_folders, list_frame_files
+from . import EvalClip, clips_from_layout
 
 SUBSETS = ("Type1", "Type2", "Type3")
 TASK_SIZES: dict[str, tuple[int, int] | None] = {"4k": None, "2k": (1080, 2048), "1k": (540, 1024)}
@@ -31,15 +31,7 @@ def find_x4k_clips(
     """Every clip of Type1, Type2, Type3 (natural order within each), with the ``task``'s resize."""
     if task not in TASK_SIZES:
         raise InputError(f"--task for X4K1000FPS must be one of {', '.join(TASKS)}, got '{task}'")
-    clips = []
-    for subset, folder in clip_folders(Path(data_dir), SUBSETS, LAYOUT):
-        frames = list_frame_files(folder)
-        if not frames:
-            raise InputError(f"'{folder}' holds no image frames; --data_dir is not {LAYOUT}")
-        clips.append(
-            EvalClip(f"test--{subset}--{folder.name}", subset, tuple(frames), TASK_SIZES[task], crop)
-        )
-    return clips
+    return clips_from_layout(data_dir, SUBSETS, LAYOUT, TASK_SIZES[task], crop)
 
 
 __all__ = ["SUBSETS", "TASKS", "TASK_SIZES", "find_x4k_clips"]

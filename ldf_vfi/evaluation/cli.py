@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import LDFVFIError
 from .baselines import BASELINES
 from .runner import DATASETS, EvalSettings, default_task, default_temporal_sf, run_evaluation
 from .scoring import ALL_METRICS, DEFAULT_METRICS, WeightPaths, parse_metric_list
 
-EXIT_INPUT_ERROR = 2
 _SHARED_GROUPS = ("backend", "diffusion model (ldf backend)")
 
 
@@ -194,17 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``evaluate.py``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        return run_evaluate(args)
-    except LDFVFIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted; finished clips are kept, rerun the same command to resume", file=sys.stderr)
-        return 130
+    """Entry point of ``evaluate.py``: logging, one-line errors (exit 2), Ctrl-C (finished clips are kept)."""
+    from ..cli import _run  # imported here: ldf_vfi.cli may in turn import this module for its sub-command
+
+    return _run(run_evaluate, build_parser().parse_args(argv))
 
 
 __all__ = ["add_evaluate_arguments", "build_parser", "main", "run_evaluate", "settings_from_args"]
