@@ -24,6 +24,7 @@ from ldf_vfi.data.synthetic import MovingShapes
 from ldf_vfi.errors import LDFVFIError
 from ldf_vfi.evaluation import EvalSettings, compare_runs, evaluate_clip, plan_clip, run_evaluation
 from ldf_vfi.evaluation.cli import main
+from ldf_vfi.evaluation.compare import main as compare_main
 from ldf_vfi.evaluation.scoring import MetricSuite, WeightPaths
 from ldf_vfi.metrics.testing import write_random_metric_weights
 
@@ -150,6 +151,10 @@ def test_flow_beats_frame_repetition(dataset, snu_dir, x4k_dir, tmp_path, capsys
     table = compare_runs([tmp_path / "flow", tmp_path / "repeat"])
     assert "| flow |" in table and "| repeat |" in table
     assert "lpips not computed" not in table  # only requested metrics are reported
+    capsys.readouterr()
+    assert compare_main([str(tmp_path / "flow"), str(tmp_path / "repeat")]) == 0
+    assert capsys.readouterr().out == table
+    assert compare_main([str(tmp_path / "nothing")]) == 2
 
 
 def test_skipped_metrics_are_reported_not_zero(snu_dir, tmp_path, capsys):

@@ -14,7 +14,7 @@ Layout of ``--output_dir``::
 Aggregation (fixing spec 11 bug 17): a clip's value is the mean over its scored *frames*; the dataset value
 is the unweighted mean over clips (as the reference); FVD pools the sequences of all clips.
 
-``python -m ldf_vfi.evaluation.results RUN_DIR [RUN_DIR ...]`` prints one markdown table comparing runs.
+``python -m ldf_vfi.evaluation.compare RUN_DIR [RUN_DIR ...]`` prints one markdown table comparing runs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -268,23 +267,6 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> str:
             raise FileNotFoundError(f"no {SUMMARY_FILE} in '{run_dir}'")
         summaries.append(json.loads(path.read_text()))
     return render_table(summaries)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m ldf_vfi.evaluation.results RUN_DIR [RUN_DIR ...]  (prints a markdown table)")
-        return 0 if argv else 2
-    try:
-        print(compare_runs(argv), end="")
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 __all__ = [
