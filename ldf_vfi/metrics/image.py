@@ -62,11 +62,13 @@ def gaussian_kernel_1d(
 
 
 def _filter_separable(volume: torch.Tensor, kernel: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Valid correlation of ``(N, 1, D, H, W)`` with the outer product of ``kernel`` along ``dims`` (2..4)."""
+    """Valid correlation of ``volume`` with the outer product of the 1-D ``kernel`` along each of ``dims``.
+
+    Each pass is ``unfold`` (a view of sliding windows) times the kernel: measured faster on the CPU than
+    thin-kernel convolutions, and the same on any device.
+    """
     for dim in dims:
-        shape = [1, 1, 1, 1, 1]
-        shape[dim] = kernel.numel()
-        volume = F.conv3d(volume, kernel.view(shape))
+        volume = volume.unfold(dim, kernel.numel(), 1) @ kernel
     return volume
 
 
@@ -92,8 +94,8 @@ def ssim_matlab(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     The RGB frame is treated as a ``3 x H x W`` volume and filtered with an ``11 x 11 x 11`` Gaussian
     (sigma 1.5) after replicate-padding 5 on all three axes; L = 1, C1 = 0.01^2, C2 = 0.03^2; the value is
     the mean of the SSIM map. The 3-D Gaussian is separable, so it is applied as three 1-D passes (the
-    same numbers as the reference's dense ``conv3d`` up to float rounding, about 30x cheaper). Frames are
-    done one at a time: at 4K the padded moment volumes of one frame already take ~2 GB.
+    reference's dense ``conv3d`` numbers up to float rounding; about 4x faster on the CPU at 720p).
+    Frames are done one at a time: at 4K the padded moment volumes of one frame already take ~2 GB.
     """
     _check_pair(pred, gt)
     if min(pred.shape[-2:]) < SSIM_WINDOW:
@@ -105,8 +107,12 @@ def ssim_matlab(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         x = x[None, None]  # (1, 1, 3, H, W): the colour axis is the depth of the volume
         y = y[None, None]
         stack = torch.cat([x, y, x * x, y * y, x * y], dim=0)
-        stack = F.pad(stack, (pad,) * 6, mode="replicate")
-        mu_x, mu_y, xx, yy, xy = _filter_separable(stack, kernel, (2, 3, 4))
+        stack = F.pad(stack, (pad,) * 6, mode="replicate")  # (5, 1, 13, H + 10, W + 10)
+        # The short colour axis (13 -> 3) as one banded-matrix product, then the two long axes.
+        depth = stack.shape[2] - SSIM_WINDOW + 1
+        band = torch.stack([F.pad(kernel, (d, depth - 1 - d)) for d in range(depth)])
+        stack = torch.einsum("dk,nckhw->ncdhw", band, stack)
+        mu_x, mu_y, xx, yy, xy = _filter_separable(stack, kernel, (3, 4))
         out.append(_ssim_from_moments(mu_x, mu_y, xx, yy, xy, data_range=1.0).mean())
     return torch.stack(out)
 
