@@ -134,7 +134,8 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     options = {} if backend in BASELINES else backend_options(args, backend)
     output_dir = Path(args.output_dir or f"runs/eval_{args.dataset}-{sf}x")
     recorded = {k: (str(v) if isinstance(v, (Path, Fraction)) else v) for k, v in vars(args).items()}
-    recorded.pop("handler", None)
+    for internal in ("command", "handler"):  # set by the ``ldf-vfi evaluate`` sub-command parser
+        recorded.pop(internal, None)
     recorded.update(task=task, temporal_sf=sf, backend=backend, output_dir=str(output_dir))
     return EvalSettings(
         dataset=args.dataset,

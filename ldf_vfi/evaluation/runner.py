@@ -16,10 +16,11 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -139,7 +140,13 @@ def _jsonable(value):
     return str(value)
 
 
-def make_interpolator(backend: str, options: dict):
+class Interpolator(Protocol):
+    """What the harness needs from a backend: ``(N - 1) sf + 1`` uint8 RGB frames for ``N`` inputs."""
+
+    def interpolate(self, frames: Iterable[np.ndarray], temporal_sf: int) -> Iterator[np.ndarray]: ...
+
+
+def make_interpolator(backend: str, options: dict) -> Interpolator:
     """A baseline (``repeat``, ``blend``) or a backend of :func:`ldf_vfi.pipelines.get_interpolator`."""
     if backend in BASELINES:
         return get_baseline(backend)
@@ -207,7 +214,7 @@ class _ClipOutputs:
 def evaluate_clip(
     clip: EvalClip,
     plan: ClipPlan,
-    interpolator,
+    interpolator: Interpolator,
     suite: MetricSuite | None,
     settings: EvalSettings,
 ) -> dict | None:
@@ -447,6 +454,7 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
 __all__ = [
     "DATASETS",
     "EvalSettings",
+    "Interpolator",
     "default_task",
     "default_temporal_sf",
     "evaluate_clip",
