@@ -130,6 +130,11 @@ def test_full_snu_film_run_writes_tables_and_resumes(snu_dir, weights_dir, tmp_p
     ]
     assert _load(out / "summary.json")["metrics"]["psnr"] == pytest.approx(summary["metrics"]["psnr"])
 
+    # args.json holds the effective flags: --config repeats the run (and so resumes it).
+    caplog.clear()
+    assert _evaluate(capsys, "--config", out / "args.json")[0] == 0
+    assert sum("already scored" in r.message for r in caplog.records) == 2
+
     code, _, err = _evaluate(capsys, *argv, "--temporal_sf", "4")
     assert code == 2 and "holds results of another run (different temporal_sf)" in err
 

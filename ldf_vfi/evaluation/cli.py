@@ -46,7 +46,10 @@ def _add_shared_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``evaluate.py`` / ``ldf-vfi evaluate``."""
+    """The flags of ``evaluate.py`` / ``ldf-vfi evaluate`` (plus ``--config FILE``, see :mod:`ldf_vfi.config`)."""
+    from ..config import add_config_argument
+
+    add_config_argument(parser)
     data = parser.add_argument_group("dataset and protocol")
     data.add_argument("--dataset", choices=DATASETS, required=True, help="snu_film or x4k")
     data.add_argument(
@@ -121,6 +124,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     """Turn parsed flags into :class:`EvalSettings` (validating them; errors are one line)."""
     from ..cli import backend_options, resolve_backend
+    from ..config import effective_config
     from ..data import parse_resolution
     from ..pipelines.flow import check_temporal_sf
 
@@ -133,9 +137,8 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     backend = resolve_backend(args)
     options = {} if backend in BASELINES else backend_options(args, backend)
     output_dir = Path(args.output_dir or f"runs/eval_{args.dataset}-{sf}x")
-    recorded = {k: (str(v) if isinstance(v, (Path, Fraction)) else v) for k, v in vars(args).items()}
-    for internal in ("command", "handler"):  # set by the ``ldf-vfi evaluate`` sub-command parser
-        recorded.pop(internal, None)
+    # The effective flags (resolved defaults included): args.json, so ``--config args.json`` repeats the run.
+    recorded = effective_config(args)
     recorded.update(task=task, temporal_sf=sf, backend=backend, output_dir=str(output_dir))
     return EvalSettings(
         dataset=args.dataset,
@@ -181,20 +184,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+EVALUATE_HELP = (
+    "score a backend on SNU-FILM or X4K1000FPS with the LDF-VFI protocol (same flags as evaluate.py)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description="Evaluate a VFI backend on SNU-FILM or X4K1000FPS with the LDF-VFI protocol.",
-    )
-    add_evaluate_arguments(parser)
-    return parser
+    from ..cli import command_parser
+
+    return command_parser("evaluate.py", add_evaluate_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``evaluate.py``: logging, one-line errors (exit 2), Ctrl-C (finished clips are kept)."""
-    from ..cli import _run  # imported here: ldf_vfi.cli may in turn import this module for its sub-command
+    """Entry point of ``evaluate.py``: ``--config`` support, one-line errors (exit 2), Ctrl-C handling.
 
-    return _run(run_evaluate, build_parser().parse_args(argv))
+    Runs through :func:`ldf_vfi.cli.run_command` like every script; the ``evaluate`` entry is added to its
+    command table here when ``ldf_vfi.cli`` does not list it yet.
+    """
+    from .. import cli  # imported here: ldf_vfi.cli may in turn import this module for its sub-command
+
+    cli.COMMANDS.setdefault("evaluate", (EVALUATE_HELP, add_evaluate_arguments, run_evaluate))
+    return cli.run_command("evaluate.py", "evaluate", argv)
 
 
-__all__ = ["add_evaluate_arguments", "build_parser", "main", "run_evaluate", "settings_from_args"]
+__all__ = [
+    "EVALUATE_HELP",
+    "add_evaluate_arguments",
+    "build_parser",
+    "main",
+    "run_evaluate",
+    "settings_from_args",
+]

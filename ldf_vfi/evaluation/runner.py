@@ -412,7 +412,7 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
     suite = MetricSuite.build(settings.metrics, settings.weights, device)
     mine = shard_for_process(clips, info, sp_size=settings.sp_size)
     if info.is_main:
-        write_json_atomic(output_dir / "args.json", {**settings.args, "fingerprint": settings.fingerprint()})
+        write_json_atomic(output_dir / "args.json", settings.args)
 
     progress = tqdm(
         mine, desc=f"rank {info.rank}" if info.world_size > 1 else "clips", unit="clip", dynamic_ncols=True
