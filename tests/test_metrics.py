@@ -370,3 +370,24 @@ def test_lpips_converter_flax_layout_to_torchvision(tmp_path):
     (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"AlexNet_0": Evil()}))
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         converter.main([str(tmp_path / "evil.ckpt"), str(tmp_path / "x.safetensors")])
+
+
+# -- device ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_metrics_on_cuda_match_cpu(weights):
+    cuda = torch.device("cuda")
+    a, b = _pair(13, shape=(3, 3, 64, 96), noise=40)
+    k0, k1 = _pair(14, shape=(3, 3, 64, 96))
+    for fn in (psnr, ssim_matlab, ssim_gaussian):
+        assert torch.allclose(fn(a.to(cuda), b.to(cuda)).cpu(), fn(a, b), atol=1e-4)
+    flolpips = FloLPIPSMetric(LPIPSMetric.from_file(weights["lpips"]), PWCNet.from_file(weights["pwcnet"]))
+    on_cpu = flolpips(a, b, k0, k1), flolpips.lpips(a, b)
+    flolpips = flolpips.to(cuda)
+    on_gpu = flolpips(*(t.to(cuda) for t in (a, b, k0, k1))), flolpips.lpips(a.to(cuda), b.to(cuda))
+    for x, y in zip(on_cpu, on_gpu):
+        assert torch.allclose(x, y.cpu(), rtol=1e-3, atol=1e-5)
+    net = InceptionI3D.from_file(weights["i3d"])
+    x = torch.rand(2, 3, 16, 224, 224) * 2 - 1
+    assert torch.allclose(net(x), net.to(cuda)(x.to(cuda)).cpu(), rtol=1e-3, atol=1e-4)
