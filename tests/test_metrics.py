@@ -386,8 +386,8 @@ def test_metrics_on_cuda_match_cpu(weights):
     on_cpu = flolpips(a, b, k0, k1), flolpips.lpips(a, b)
     flolpips = flolpips.to(cuda)
     on_gpu = flolpips(*(t.to(cuda) for t in (a, b, k0, k1))), flolpips.lpips(a.to(cuda), b.to(cuda))
-    for x, y in zip(on_cpu, on_gpu):
-        assert torch.allclose(x, y.cpu(), rtol=1e-3, atol=1e-5)
+    for x, y in zip(on_cpu, on_gpu):  # cuDNN convolutions default to TF32 (as in the reference's runs)
+        assert torch.allclose(x, y.cpu(), rtol=1e-2, atol=1e-4)
     net = InceptionI3D.from_file(weights["i3d"])
     x = torch.rand(2, 3, 16, 224, 224) * 2 - 1
-    assert torch.allclose(net(x), net.to(cuda)(x.to(cuda)).cpu(), rtol=1e-3, atol=1e-4)
+    assert torch.allclose(net(x), net.to(cuda)(x.to(cuda)).cpu(), rtol=1e-2, atol=1e-3)
