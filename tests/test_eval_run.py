@@ -149,6 +149,10 @@ def test_flow_beats_frame_repetition(dataset, snu_dir, x4k_dir, tmp_path, capsys
         argv = ["--dataset", dataset, "--data_dir", data, "--output_dir", out, "--backend", backend, *extra]
         assert _evaluate(capsys, *argv, "--metrics", "psnr,ssim", "--no_contact_sheets")[0] == 0
         summaries[backend] = _load(out / "summary.json")
+    if dataset == "x4k":  # 33 frames at 16x: inputs 0, 16, 32; scored 1-15 and 17-31
+        record = _load(tmp_path / "flow" / "clips" / "test--Type1--TEST01_003_f0433.json")
+        assert record["frames"]["index"] == [*range(1, 16), *range(17, 32)]
+        assert record["num_inputs"] == 3 and record["prediction_length"] == 33
     flow, repeat = summaries["flow"]["metrics"], summaries["repeat"]["metrics"]
     assert flow["psnr"] > repeat["psnr"] + 0.5
     assert flow["ssim"] > repeat["ssim"]
