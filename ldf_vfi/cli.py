@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +20,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
+from .config import (
+    ArgumentParser,
+    add_config_argument,
+    existing_path,
+    parse_args_with_config,
+    save_effective_config,
+)
 from .distributed import shard_for_process
 from .errors import InputError, LDFVFIError
 from .io import VideoInfo, VideoWriter, iter_frames, list_inputs, probe
@@ -48,8 +55,14 @@ def _positive_fraction(text: str) -> Fraction:
 
 def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``generate.py`` / ``ldf-vfi interpolate``, defined once."""
+    add_config_argument(parser)
     data = parser.add_argument_group("input and output")
-    data.add_argument("--data", required=True, help="a video file, a folder of frames, or a folder of videos")
+    data.add_argument(
+        "--data",
+        required=True,
+        type=existing_path,
+        help="a video file, a folder of frames, or a folder of videos",
+    )
     data.add_argument(
         "--is_img_folder",
         action="store_true",
@@ -137,9 +150,12 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("diffusion model (ldf backend)")
     model.add_argument(
-        "--model_path", default=None, help="folder holding transformer/ (the released LDF-VFI weights)"
+        "--model_path",
+        type=existing_path,
+        default=None,
+        help="folder holding transformer/ (the released LDF-VFI weights)",
     )
-    model.add_argument("--vae_path", default=None, help="Wan2.1_VAE_cond_v2.pth")
+    model.add_argument("--vae_path", type=existing_path, default=None, help="Wan2.1_VAE_cond_v2.pth")
     model.add_argument("--vae_type", choices=("wan2_1", "wan2_1_cond_v2"), default="wan2_1_cond_v2")
     model.add_argument(
         "--attention_type", default=None, help="default: the released model's slide_chunk_all_block_2x1x1"
@@ -199,10 +215,6 @@ def validate_interpolate_args(args: argparse.Namespace) -> None:
         raise InputError(f"--t_cond must be in [0, 1), got {args.t_cond}")
     if args.max_chunks is not None and args.max_chunks < 1:
         raise InputError(f"--max_chunks must be positive, got {args.max_chunks}")
-    for name in MODEL_FLAGS:
-        value = getattr(args, name)
-        if value is not None and not Path(value).exists():
-            raise InputError(f"--{name} not found: '{value}'")
     if args.output is not None and Path(args.data).is_dir() and len(list_inputs(args.data)) > 1:
         raise InputError("--output names one file, but --data holds several inputs; use --output_dir")
 
@@ -249,18 +261,6 @@ def output_path_for(source: Path, args: argparse.Namespace) -> Path:
         return Path(args.output)
     name = "pred.mp4" if args.output_format == "mp4" else "pred"
     return Path(args.output_dir) / source.stem / name
-
-
-def _effective_config(args: argparse.Namespace, backend: str) -> dict:
-    config = {
-        key: (str(value) if isinstance(value, (Fraction, Path)) else value)
-        for key, value in vars(args).items()
-    }
-    for internal in ("command", "handler"):
-        config.pop(internal, None)
-    config["backend"] = backend
-    config["ldf_vfi_version"] = __version__
-    return config
 
 
 def interpolate_one(
@@ -362,10 +362,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             continue
         config_path = destination.parent / (
-            "generate_config.json" if args.output is None else f"{destination.name}.config.json"
+            "generate_config.yaml" if args.output is None else f"{destination.name}.config.yaml"
         )
-        config_path.write_text(
-            json.dumps({**_effective_config(args, backend), "result": summary}, indent=2) + "\n"
+        save_effective_config(args, config_path, extra={"backend": backend})
+        (config_path.with_suffix(".result.json")).write_text(
+            json.dumps({**summary, "ldf_vfi_version": __version__}, indent=2) + "\n"
         )
         cuts = summary["scene_cuts"]
         print(
@@ -375,21 +376,31 @@ def run_interpolate(args: argparse.Namespace) -> int:
     return EXIT_INPUT_ERROR if failures else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ldf-vfi", description="Video frame interpolation with LDF-VFI.")
-    parser.add_argument("--version", action="version", version=f"ldf-vfi {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    interpolate = commands.add_parser(
-        "interpolate", help="raise the frame rate of videos (same flags as generate.py)"
-    )
-    add_interpolate_arguments(interpolate)
-    interpolate.set_defaults(handler=run_interpolate)
+# Sub-commands of the ``ldf-vfi`` console command: name -> (help, add_arguments, handler). Each also has its own
+# top-level script (generate.py, ...) with the same flags.
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "interpolate": (
+        "raise the frame rate of videos (same flags as generate.py)",
+        add_interpolate_arguments,
+        run_interpolate,
+    ),
+}
+
+
+def command_parser(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None]) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description="Video frame interpolation with LDF-VFI.")
+    add_arguments(parser)
     return parser
 
 
-def _run(handler, args: argparse.Namespace) -> int:
+def run_command(prog: str, name: str, argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` (with ``--config`` support) for command ``name`` and run it; returns the exit status."""
+    _, add_arguments, handler = COMMANDS[name]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
+        args = parse_args_with_config(command_parser(prog, add_arguments), argv)
         return handler(args)
     except LDFVFIError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -400,15 +411,19 @@ def _run(handler, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ldf-vfi`` console command."""
-    args = build_parser().parse_args(argv)
-    return _run(args.handler, args)
+    """Entry point of the ``ldf-vfi`` console command: ``ldf-vfi <command> [flags]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = ArgumentParser(prog="ldf-vfi", description="LDF-VFI: video frame interpolation.")
+    top.add_argument("--version", action="version", version=f"ldf-vfi {__version__}")
+    top.add_argument(
+        "command", choices=sorted(COMMANDS), help="; ".join(f"{k}: {v[0]}" for k, v in COMMANDS.items())
+    )
+    if not argv or argv[0].startswith("-"):
+        top.parse_args(argv or ["--help"])
+    top.parse_args(argv[:1])
+    return run_command(f"ldf-vfi {argv[0]}", argv[0], argv[1:])
 
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``generate.py``: the ``interpolate`` command without the sub-command word."""
-    parser = argparse.ArgumentParser(
-        prog="generate.py", description="Video frame interpolation with LDF-VFI."
-    )
-    add_interpolate_arguments(parser)
-    return _run(run_interpolate, parser.parse_args(argv))
+    return run_command("generate.py", "interpolate", argv)

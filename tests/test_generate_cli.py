@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from ldf_vfi.cli import main
 from ldf_vfi.data.synthetic import moving_shapes_video
@@ -51,10 +52,10 @@ def test_generate_writes_video_at_input_fps_times_factor_with_audio(tmp_path, sm
     assert info.has_audio
     lq = probe(tmp_path / "out" / "talky" / "lq.mp4")
     assert (lq.num_frames, lq.fps) == (9, 25)
-    config = json.loads((tmp_path / "out" / "talky" / "generate_config.json").read_text())
-    assert (
-        config["temporal_sf"] == 3 and config["backend"] == "flow" and config["result"]["output_frames"] == 25
-    )
+    config = yaml.safe_load((tmp_path / "out" / "talky" / "generate_config.yaml").read_text())
+    assert config["temporal_sf"] == 3 and config["backend"] == "flow" and config["save_lq"] is True
+    summary = json.loads((tmp_path / "out" / "talky" / "generate_config.result.json").read_text())
+    assert summary["output_frames"] == 25 and summary["input_frames"] == 9
     assert "wrote" in result.stdout
 
 
@@ -194,7 +195,7 @@ def _unreadable_png(d: Path) -> Path:
 
 
 BAD_INPUTS = {
-    "missing file": (lambda d: d / "nope.mp4", [], "input not found"),
+    "missing file": (lambda d: d / "nope.mp4", [], "--data: not found"),
     "corrupt file": (_corrupt_video, [], "cannot read video"),
     "truncated file": (_truncated_video, [], "corrupt.mp4|truncated.mp4|has no frames|cannot read|corrupt"),
     "empty folder": (_empty_frame_folder, [], "no videos"),
@@ -208,7 +209,7 @@ BAD_INPUTS = {
         "more than 16x",
     ),
     "diffusion backend": (_one_frame_video, ["--backend", "ldf"], "not available"),
-    "missing weights": (_one_frame_video, ["--model_path", "/no/such/weights"], "--model_path not found"),
+    "missing weights": (_one_frame_video, ["--model_path", "/no/such/weights"], "--model_path: not found"),
     "bad window": (_one_frame_video, ["--num_frames", "50"], "--num_frames must be a multiple"),
     "bad crf": (_one_frame_video, ["--crf", "99"], "--crf"),
 }
@@ -230,7 +231,9 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, case):
 
 def test_bad_flag_type_is_reported_by_argparse(tmp_path, small_video):
     result = run_generate("--data", str(small_video), "--temporal_sf", "two")
-    assert result.returncode == 2 and "invalid int value" in result.stderr
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: argument --temporal_sf: invalid int value: 'two'"
+    ]
     result = run_generate("--data", str(small_video), "--fps", "-3")
     assert result.returncode == 2 and "must be positive" in result.stderr
 
