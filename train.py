@@ -8,7 +8,7 @@ See quick_start/train_dit.sh for the released recipe and ``python train.py --hel
 
 import sys
 
-from ldf_vfi.training.cli import main
+from ldf_vfi.training.cli import main_dit
 
 if __name__ == "__main__":
-    sys.exit(main("dit", prog="train.py"))
+    sys.exit(main_dit())

@@ -8,7 +8,7 @@ See quick_start/train_vae.sh for the released recipe and ``python train_vae.py -
 
 import sys
 
-from ldf_vfi.training.cli import main
+from ldf_vfi.training.cli import main_vae
 
 if __name__ == "__main__":
-    sys.exit(main("vae", prog="train_vae.py"))
+    sys.exit(main_vae())

@@ -8,8 +8,10 @@ scripts' lines work here. Defaults are the released recipe (the values of the re
 from its scripts (``--no_bicubic``, ``--grad_checkpoint``, ``--freeze_encoder``) are on by default and keep
 their reference spelling; ``--bicubic``, ``--no_grad_checkpoint`` and ``--no_freeze_encoder`` turn them off.
 
-Every value is checked by :func:`validate_args` before a file is read or a model built; a bad one is an
-:class:`~ldf_vfi.errors.InputError` whose message is one line naming the flag.
+The parsers are the package's (:mod:`ldf_vfi.config`): ``--config FILE`` (YAML/JSON keyed by flag names;
+the command line wins), one-line argparse errors, and the ``args.json`` a run writes into its output folder
+repeats it with ``--config``. Every value is checked by :func:`validate_args` before a file is read or a model
+built; a bad one is an :class:`~ldf_vfi.errors.InputError` whose message is one line naming the flag.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from ..config import add_config_argument, existing_path
 from ..data.clips import parse_pn
 from ..data.temporal import parse_int_list
 from ..diffusion import DIFFUSION_FORCING_MODES
@@ -28,9 +31,12 @@ from ..errors import InputError
 __all__ = [
     "STAGE_DEFAULTS",
     "Stage",
+    "add_train_dit_arguments",
+    "add_train_vae_arguments",
     "build_parser",
     "ema_decays",
     "gradient_accumulation_steps",
+    "temporal_sf_list",
     "validate_args",
 ]
 
@@ -76,7 +82,10 @@ _VAE_TYPES = {"dit": ("wan2_1", "wan2_1_cond_v2"), "vae": ("wan2_1_cond_v2",)}
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument(
-        "--data", required=True, help="dataset index: the --dst folder of data_tools.py or its index.jsonl"
+        "--data",
+        required=True,
+        type=existing_path,
+        help="dataset index: the --dst folder of data_tools.py or its index.jsonl",
     )
     data.add_argument(
         "--num_frames",
@@ -124,7 +133,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_vae_file_arguments(parser: argparse.ArgumentParser, stage: Stage) -> argparse._ArgumentGroup:
     vae = parser.add_argument_group("VAE")
     vae.add_argument(
-        "--vae_path", required=stage == "dit", help="Wan2.1_VAE.pth (or a conditional v2 checkpoint)"
+        "--vae_path",
+        required=stage == "dit",
+        type=existing_path,
+        help="Wan2.1_VAE.pth (or a conditional v2 checkpoint)",
     )
     vae.add_argument(
         "--vae_type",
@@ -133,7 +145,10 @@ def _add_vae_file_arguments(parser: argparse.ArgumentParser, stage: Stage) -> ar
         help="checkpoint layout: plain Wan2.1 or the conditional v2 (only its encoder is used by the DiT)",
     )
     vae.add_argument(
-        "--vae_config", default=None, help="JSON with a non-release WanVAE config (e.g. a tiny test model)"
+        "--vae_config",
+        default=None,
+        type=existing_path,
+        help="JSON with a non-release WanVAE config (e.g. a tiny test model)",
     )
     return vae
 
@@ -143,11 +158,13 @@ def _add_dit_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--model_path",
         default=None,
+        type=existing_path,
         help="Wan2.1-T2V-1.3B-Diffusers/transformer (widened to 36 inputs) or an LDF transformer folder to continue",
     )
     model.add_argument(
         "--model_config",
         default=None,
+        type=existing_path,
         help="diffusers transformer config JSON: random init when no --model_path",
     )
     model.add_argument(
@@ -201,7 +218,10 @@ def _add_vae_training_arguments(parser: argparse.ArgumentParser) -> None:
     vae.add_argument("--no_freeze_encoder", dest="freeze_encoder", action="store_false")
     vae.add_argument("--freeze_decoder", action="store_true", help="keep the Wan decoder (and conv2) fixed")
     vae.add_argument(
-        "--lpips_weights", default=None, help="ImageNet AlexNet trunk for LPIPS (torchvision layout), by path"
+        "--lpips_weights",
+        default=None,
+        type=existing_path,
+        help="ImageNet AlexNet trunk for LPIPS (torchvision layout), by path",
     )
     vae.add_argument("--perceptual_weight", type=float, default=1.0, help="LPIPS weight w_p")
     vae.add_argument("--kl_weight", type=float, default=1e-6, help="KL weight")
@@ -269,21 +289,44 @@ def _add_training_arguments(parser: argparse.ArgumentParser, stage: Stage) -> No
     train.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # old launchers pass it
 
 
-def build_parser(stage: Stage, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of one training stage: ``"dit"`` (train.py) or ``"vae"`` (train_vae.py)."""
-    description = {
-        "dit": "Train the LDF-VFI diffusion transformer (launch with accelerate launch or torchrun).",
-        "vae": "Train the conditional Wan2.1 VAE decoder of LDF-VFI (launch with accelerate launch or torchrun).",
-    }[stage]
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def _add_arguments(parser: argparse.ArgumentParser, stage: Stage) -> None:
+    add_config_argument(parser)
     _add_data_arguments(parser)
     if stage == "dit":
         _add_dit_arguments(parser)
     else:
         _add_vae_training_arguments(parser)
     _add_training_arguments(parser, stage)
-    parser.set_defaults(stage=stage, **STAGE_DEFAULTS[stage])
-    return parser
+    parser.set_defaults(**STAGE_DEFAULTS[stage])
+
+
+def add_train_dit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train.py`` / ``ldf-vfi train`` (with ``--config FILE``), released DiT recipe as defaults."""
+    _add_arguments(parser, "dit")
+
+
+def add_train_vae_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train_vae.py`` / ``ldf-vfi train_vae`` (with ``--config FILE``)."""
+    _add_arguments(parser, "vae")
+
+
+def build_parser(stage: Stage, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one training stage: ``"dit"`` (train.py) or ``"vae"`` (train_vae.py)."""
+    from ..cli import command_parser
+
+    adders = {"dit": add_train_dit_arguments, "vae": add_train_vae_arguments}
+    return command_parser(prog or {"dit": "train.py", "vae": "train_vae.py"}[stage], adders[stage])
+
+
+def temporal_sf_list(text: str) -> list[int]:
+    """The ``--temporal_sf`` factors (``"2-16"`` -> ``[2, ..., 16]``); :class:`InputError` when malformed."""
+    try:
+        factors = parse_int_list(str(text))
+    except ValueError as exc:
+        raise InputError(f"--temporal_sf: {exc}") from None
+    if not factors or min(factors) < 1:
+        raise InputError(f"--temporal_sf needs factors >= 1, got '{text}'")
+    return factors
 
 
 def ema_decays(text: str) -> list[float]:
@@ -323,7 +366,7 @@ def _json_file(value: str | None, flag: str) -> None:
         raise InputError(f"--{flag} '{value}' is not a JSON file: {exc}") from None
 
 
-def validate_args(args: argparse.Namespace, world_size: int | None = None) -> None:
+def validate_args(args: argparse.Namespace, stage: Stage, world_size: int | None = None) -> None:
     """Check every flag of a parsed training command line; raises :class:`InputError` (one line) on the first
     bad value. ``world_size`` defaults to the launcher's ``WORLD_SIZE``."""
     world_size = world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -332,13 +375,7 @@ def validate_args(args: argparse.Namespace, world_size: int | None = None) -> No
         parse_pn(args.pn)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    if isinstance(args.temporal_sf, str):
-        try:
-            args.temporal_sf = parse_int_list(args.temporal_sf)
-        except ValueError as exc:
-            raise InputError(f"--temporal_sf: {exc}") from None
-    if not args.temporal_sf or min(args.temporal_sf) < 1:
-        raise InputError(f"--temporal_sf needs factors >= 1, got {args.temporal_sf}")
+    temporal_sf_list(args.temporal_sf)
     for name in ("p_vflip", "p_hflip", "p_transpose"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise InputError(f"--{name} must be a probability in [0, 1], got {getattr(args, name)}")
@@ -350,7 +387,6 @@ def validate_args(args: argparse.Namespace, world_size: int | None = None) -> No
         raise InputError("--dynamic_res mixes crop sizes, so it needs --batch_gpu 1")
     if args.dataloader_num_workers < 0:
         raise InputError(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}")
-    _exists(args.data, "data")
     if world_size % args.sp_size:
         raise InputError(f"--sp_size {args.sp_size} must divide the number of processes ({world_size})")
     gradient_accumulation_steps(args.batch_size, args.batch_gpu, world_size // args.sp_size)
@@ -381,9 +417,8 @@ def validate_args(args: argparse.Namespace, world_size: int | None = None) -> No
         and not (Path(args.output_dir) / resume).is_dir()
     ):
         raise InputError(f"--resume_from_checkpoint '{resume}' is neither 'latest' nor a checkpoint folder")
-    _exists(args.vae_path, "vae_path")
     _json_file(args.vae_config, "vae_config")
-    (_validate_dit if args.stage == "dit" else _validate_vae)(args)
+    (_validate_dit if stage == "dit" else _validate_vae)(args)
 
 
 def _validate_dit(args: argparse.Namespace) -> None:
@@ -419,7 +454,6 @@ def _validate_dit(args: argparse.Namespace) -> None:
         raise InputError(
             "give --model_path (Wan2.1-T2V-1.3B-Diffusers/transformer) or --model_config (random init)"
         )
-    _exists(args.model_path, "model_path")
     _json_file(args.model_config, "model_config")
     if args.attention_type is not None:
         from ..models.attention import check_attention_type
@@ -446,4 +480,3 @@ def _validate_vae(args: argparse.Namespace) -> None:
             "--perceptual_weight > 0 needs --lpips_weights PATH (ImageNet AlexNet trunk, torchvision layout; "
             "nothing is downloaded), or pass --perceptual_weight 0"
         )
-    _exists(args.lpips_weights, "lpips_weights")

@@ -1,62 +1,65 @@
 """Command lines of the trainers: ``train.py`` (DiT) and ``train_vae.py`` (conditional VAE decoder).
 
-Both parse the shared flags of :mod:`~ldf_vfi.training.args`, validate them before anything is loaded, and
-print user errors as one line ``error: <message>`` with exit status 2. :func:`add_train_command` hooks both
-into ``ldf-vfi train dit|vae`` when the package CLI registers it.
+Both run through the package's command runner (:func:`ldf_vfi.cli.run_command`): ``--config FILE``, one-line
+errors ``error: <message>`` with exit status 2, flags validated before anything is loaded. :data:`COMMANDS`
+holds the two entries (``train``, ``train_vae``) for the ``ldf-vfi`` console command's table.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 
-from ..errors import LDFVFIError
-from .args import Stage, build_parser, validate_args
+from .args import add_train_dit_arguments, add_train_vae_arguments, validate_args
 
-__all__ = ["add_train_command", "main", "run_stage"]
-
-EXIT_INPUT_ERROR = 2
+__all__ = ["COMMANDS", "main_dit", "main_vae", "run_train_dit", "run_train_vae"]
 
 
-def run_stage(args: argparse.Namespace) -> int:
-    """Validate and run one parsed training command line; returns the exit status."""
-    validate_args(args)
-    if args.stage == "dit":
-        from .dit import train_dit
+def run_train_dit(args: argparse.Namespace) -> int:
+    """Validate and run DiT training; returns the exit status."""
+    validate_args(args, "dit")
+    from .dit import train_dit
 
-        train_dit(args)
-    else:
-        from .vae_decoder import train_vae
-
-        train_vae(args)
+    train_dit(args)
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run_stage(args)
-    except LDFVFIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+def run_train_vae(args: argparse.Namespace) -> int:
+    """Validate and run conditional VAE decoder training; returns the exit status."""
+    validate_args(args, "vae")
+    from .vae_decoder import train_vae
+
+    train_vae(args)
+    return 0
 
 
-def main(stage: Stage, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Entry point of ``train.py`` (``stage="dit"``) and ``train_vae.py`` (``stage="vae"``)."""
-    return _run(build_parser(stage, prog=prog).parse_args(argv))
+COMMANDS = {
+    "train": (
+        "train the LDF-VFI diffusion transformer (same flags as train.py)",
+        add_train_dit_arguments,
+        run_train_dit,
+    ),
+    "train_vae": (
+        "train the conditional VAE decoder (same flags as train_vae.py)",
+        add_train_vae_arguments,
+        run_train_vae,
+    ),
+}
+"""``ldf-vfi`` sub-commands: name -> (help, add_arguments, handler), the shape of ``ldf_vfi.cli.COMMANDS``."""
 
 
-def add_train_command(subparsers) -> None:
-    """Register ``train dit`` and ``train vae`` on the ``ldf-vfi`` sub-command parsers."""
-    train = subparsers.add_parser("train", help="train the DiT or the conditional VAE decoder")
-    stages = train.add_subparsers(dest="stage_command", required=True)
-    for stage, text in (
-        ("dit", "the diffusion transformer (train.py)"),
-        ("vae", "the VAE decoder (train_vae.py)"),
-    ):
-        parser = stages.add_parser(
-            stage, help=text, parents=[build_parser(stage)], add_help=False, conflict_handler="resolve"
-        )
-        parser.set_defaults(handler=_run, stage=stage)
+def _run(prog: str, name: str, argv: Sequence[str] | None) -> int:
+    from .. import cli  # imported here: ldf_vfi.cli may in turn import this module for its sub-commands
+
+    cli.COMMANDS.setdefault(name, COMMANDS[name])
+    return cli.run_command(prog, name, argv)
+
+
+def main_dit(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``train.py``."""
+    return _run("train.py", "train", argv)
+
+
+def main_vae(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``train_vae.py``."""
+    return _run("train_vae.py", "train_vae", argv)

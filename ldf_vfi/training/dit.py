@@ -33,6 +33,7 @@ from ..diffusion import (
     timestep_ids,
     velocity_target,
 )
+from ..distributed.sequence_parallel import broadcast_from_group_source
 from ..errors import InputError
 from ..models.mask_encoder import encode_mask, frame_mask_video
 from ..models.tiling import TilingConfig
@@ -47,7 +48,6 @@ from ..models.vae import WanVAE
 from .args import ema_decays
 from .ema import EMA
 from .loop import TrainingRun, gather_lq, to_unit
-from .parallel import broadcast_in_group
 
 __all__ = [
     "LatentEncoder",
@@ -190,7 +190,7 @@ def train_dit(args: argparse.Namespace) -> Path:
     dataset = run.dataset()
 
     transformer = build_transformer(args)
-    if run.layout.sp_size > 1:
+    if run.sp.enabled:
         logger.warning(
             "--sp_size %d: clips, noise and noise levels are shared within each group, but the transformer "
             "does not split tokens yet, so every rank of a group computes the whole window",
@@ -228,7 +228,8 @@ def train_dit(args: argparse.Namespace) -> Path:
             noise, t = draw_noise(
                 x0, run.sample_generators(batch, _NOISE), args.diffusion_forcing, args.t_shift
             )
-            broadcast_in_group([noise, t], run.layout, run.sp_group)
+            for tensor in (noise, t):  # identical already (same keys); the broadcast makes it a guarantee
+                broadcast_from_group_source(tensor, run.sp)
             with acc.accumulate(model):
                 loss = velocity_loss(model, x0, y, m, noise, t)
                 acc.backward(loss)

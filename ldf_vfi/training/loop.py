@@ -31,13 +31,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import save_effective_config
 from ..data.clips import ClipDataset, ClipOptions, ClipOrder
 from ..data.lavib import read_index
 from ..distributed import process_info
+from ..distributed.sequence_parallel import init_sequence_parallel
 from ..errors import InputError
-from .args import gradient_accumulation_steps
+from .args import gradient_accumulation_steps, temporal_sf_list
 from .checkpoint import STATE_FILE, RunState, checkpoint_path, prune_checkpoints, resolve_resume
-from .parallel import ParallelLayout, new_sp_group
 from .schedule import learning_rate
 
 __all__ = ["TrainingRun", "gather_lq", "keyed_generator", "to_unit"]
@@ -128,8 +129,11 @@ class TrainingRun:
             raise InputError(
                 f"launcher reports {info.world_size} processes but accelerate sees {acc.num_processes}"
             )
-        self.layout = ParallelLayout(acc.num_processes, acc.process_index, args.sp_size)
-        self.sp_group = new_sp_group(self.layout) if self.layout.sp_size > 1 else None
+        # Consecutive ranks form a sequence-parallel group sharing one data-parallel rank (spec 6): its ranks
+        # load the same clips (same stream positions) and draw the same noise.
+        self.sp = init_sequence_parallel(args.sp_size)
+        self.dp_size = acc.num_processes // args.sp_size
+        self.dp_rank = acc.process_index // args.sp_size
         self.device = acc.device
         self.weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
             acc.mixed_precision, torch.float32
@@ -154,10 +158,10 @@ class TrainingRun:
         self.data_time = 0.0
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+            save_effective_config(args, self.output_dir / "args.json")  # --config args.json repeats the run
         logger.info(
             "process %d/%d (dp rank %d of %d, sp %d), %d micro-batches of %d per step, %s, %s",
-            acc.process_index, acc.num_processes, self.layout.dp_rank, self.layout.dp_size, self.layout.sp_size,
+            acc.process_index, acc.num_processes, self.dp_rank, self.dp_size, args.sp_size,
             self.gas, args.batch_gpu, self.device, self.weight_dtype,
         )  # fmt: skip
 
@@ -226,7 +230,7 @@ class TrainingRun:
             p_vflip=args.p_vflip,
             p_hflip=args.p_hflip,
             p_transpose=args.p_transpose,
-            temporal_sf=tuple(args.temporal_sf),
+            temporal_sf=tuple(temporal_sf_list(args.temporal_sf)),
             seed=args.seed,
             backend=args.video_backend,
         )
@@ -242,8 +246,8 @@ class TrainingRun:
             len(dataset),
             seed=self.args.seed,
             start=self.state.data_position,
-            rank=self.layout.dp_rank,
-            num_replicas=self.layout.dp_size,
+            rank=self.dp_rank,
+            num_replicas=self.dp_size,
         )
         loader = DataLoader(
             dataset,
@@ -261,7 +265,7 @@ class TrainingRun:
         """The next micro-batch of this rank, on the device (uint8 frames stay uint8)."""
         start = time.perf_counter()
         batch = next(self._batches)
-        self.state.data_position += self.args.batch_gpu * self.layout.dp_size
+        self.state.data_position += self.args.batch_gpu * self.dp_size
         batch = {
             k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
         }

@@ -18,7 +18,6 @@ fix against NaN gradients at zero features, without patching the ``lpips`` modul
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,53 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
-
 __all__ = [
     "PerceptualLoss",
     "VAELoss",
     "adaptive_gan_weight",
     "hinge_d_loss",
     "kl_divergence",
-    "lpips_state_dict",
 ]
-
-# torchvision ``alexnet().features`` convolution index -> the lpips ``net.slice<k>`` holding it.
-_ALEXNET_SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
-
-
-def lpips_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """AlexNet weights in torchvision's layout (``features.N.*``; the classifier is ignored) or the lpips
-    layout (``net.slice<k>.N.*``, optional heads ``lin<k>.model.1.weight``) -> ``lpips.LPIPS`` keys."""
-    out = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        if (
-            parts[0] == "features"
-            and len(parts) == 3
-            and parts[1].isdigit()
-            and int(parts[1]) in _ALEXNET_SLICES
-        ):
-            out[f"net.slice{_ALEXNET_SLICES[int(parts[1])]}.{parts[1]}.{parts[2]}"] = value
-        elif parts[0] == "net" or (parts[0].startswith("lin") and parts[0][3:].isdigit()):
-            out[key] = value
-    return out
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch/safetensors raise several unrelated types for a bad file
-        raise InputError(
-            f"--lpips_weights '{path}' is not a weight file: {str(exc).splitlines()[0]}"
-        ) from None
-    if not isinstance(state, dict):
-        raise InputError(f"--lpips_weights '{path}' does not hold a state dict")
-    return state
 
 
 class PerceptualLoss(nn.Module):
@@ -85,27 +44,11 @@ class PerceptualLoss(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path) -> PerceptualLoss:
-        """Build ``lpips.LPIPS`` (AlexNet, v0.1, the package's bundled heads) and load the trunk from ``path``."""
-        import lpips
+        """``lpips.LPIPS`` AlexNet v0.1 with the package's heads and the ImageNet trunk read from ``path``
+        (torchvision or lpips key layout; the evaluation's loader, so both use the same network)."""
+        from ..metrics.perceptual import LPIPSMetric
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchvision's notes about the deprecated `pretrained=` argument
-            network = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        state = lpips_state_dict(_read_weights(Path(path)))
-        own = network.state_dict()
-        trunk = [k for k in own if k.startswith("net.")]
-        missing = [k for k in trunk if k not in state]
-        if missing:
-            raise InputError(
-                f"--lpips_weights '{path}' lacks AlexNet trunk weights (e.g. {missing[0]}; torchvision layout 'features.N.weight')"
-            )
-        wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
-        if wrong:
-            raise InputError(
-                f"--lpips_weights '{path}': {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"
-            )
-        network.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-        return cls(network)
+        return cls(LPIPSMetric.from_file(path, flag="--lpips_weights").model)
 
     def _unit(self, features: torch.Tensor) -> torch.Tensor:
         return features / torch.sqrt(features.pow(2).sum(dim=1, keepdim=True) + self.eps)
