@@ -158,9 +158,10 @@ def test_dit_kill_and_resume_equals_straight_run(assets, tmp_path):
     _train("dit", _dit_args(assets, halves, *common, "--max_train_steps", 3))
     shutil.rmtree(halves / "checkpoint-3")
     (halves / "checkpoint-4.partial").mkdir()
+    # Resumed the way a user repeats a run: the killed run's args.json as --config, two flags changed.
     _train(
         "dit",
-        _dit_args(assets, halves, *common, "--max_train_steps", 4, "--resume_from_checkpoint", "latest"),
+        ["--config", halves / "args.json", "--max_train_steps", 4, "--resume_from_checkpoint", "latest"],
     )
     _assert_same_run(straight, halves, _dit_snapshot, steps=4, resumed_from=2)
 
@@ -278,3 +279,58 @@ def test_two_processes_train_like_one(assets, tmp_path):
     for key in weights_one:
         if key.startswith(("model/", "ema-0.9/")):
             torch.testing.assert_close(weights_two[key], weights_one[key], rtol=1e-4, atol=1e-6)
+
+
+def _script_env(assets, out: Path, **extra) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LAUNCHER": "torchrun", "NUM_PROCESSES": "1", "MIXED_PRECISION": "no",
+           "ACCELERATE_CONFIG": "configs/accelerate/ddp.yaml", "DATA": str(assets["data"]), "OUTPUT_DIR": str(out),
+           "VAE_PATH": str(assets["vae"]), "BATCH_SIZE": "1", "BATCH_GPU": "1"}  # fmt: skip
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize("stage", ["dit", "vae"])
+def test_quick_start_scripts_run_under_torchrun(assets, tmp_path, stage):
+    """The launch scripts as shipped (recipe flags), with the tiny models and one step through EXTRA_ARGS."""
+    out = tmp_path / stage
+    common = (
+        f"--vae_config {assets['vae_config']} --max_train_steps 1 --dataloader_num_workers 0 --logger none"
+    )
+    if stage == "dit":
+        tiny = " ".join(
+            str(a) for a in ["--model_config", assets["dit_config"], "--num_frames", 15, "--pn", "64x64"]
+        )
+        extra = f"{tiny} {' '.join(TINY_TILING)} {common} --no_grad_checkpoint"
+        env = _script_env(assets, out, MODEL_PATH="", MAIN_PROCESS_PORT="29561", EXTRA_ARGS=extra)
+    else:
+        env = _script_env(assets, out, LPIPS_WEIGHTS=str(assets["alexnet"]), NUM_FRAMES="5", PN="48x48",
+                          MAIN_PROCESS_PORT="29562", EXTRA_ARGS=f"{common} --disc_ndf 8")  # fmt: skip
+    script = REPO_ROOT / "quick_start" / f"train_{stage}.sh"
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (out / "log.txt").read_text()[-3000:]
+    assert [r["step"] for r in _log(out)] == [1]
+    saved = json.loads((out / "args.json").read_text())
+    assert saved["resume_from_checkpoint"] == "latest" and saved["no_bicubic"]  # the recipe flags arrived
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["zero1", "zero3"])
+def test_deepspeed_configs_train_and_resume(assets, tmp_path, config):
+    """Only where DeepSpeed is installed (not a test requirement): one CPU process, bf16 from the JSON."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path / config
+    argv = [str(a) for a in _dit_args(assets, out, "--batch_size", 2, "--batch_gpu", 1, "--ref_lr", 1e-3,
+                                       "--checkpointing_steps", 1, "--ema_decay", "0.9")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"configs/accelerate/{config}.yaml",
+              "--num_processes", "1", "--num_machines", "1", "--main_process_port", "29571", "train.py"]  # fmt: skip
+    for steps, resume in ((1, []), (2, ["--resume_from_checkpoint", "latest"])):
+        result = subprocess.run([*launch, *argv, "--max_train_steps", str(steps), *resume], cwd=REPO_ROOT, env=env,
+                                capture_output=True, text=True, timeout=400)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["step"] for r in _log(out)] == [1, 2]
+    assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own checkpoint layout
+    assert (out / "checkpoint-2" / "ema-0.9" / "transformer" / "config.json").is_file()
+    assert "bfloat16" in result.stderr  # the JSON's bf16 reached the trainer

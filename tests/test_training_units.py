@@ -331,3 +331,25 @@ def test_validation_messages(tmp_path):
     with pytest.raises(InputError, match="--batch_size 256 is not a multiple"):
         validate_args(args, "dit", world_size=3)
     assert isinstance(args, argparse.Namespace)
+
+
+def test_launch_configs():
+    """DDP and ZeRO-1/2/3 configs: loadable by accelerate, pointing at the DeepSpeed JSONs, which carry no
+    optimizer block (so the Adam flags are the ones used) and, for ZeRO-3, the CPU-offload settings."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from conftest import REPO_ROOT
+
+    ddp = load_config_from_file(str(REPO_ROOT / "configs/accelerate/ddp.yaml"))
+    assert ddp.distributed_type == "MULTI_GPU" and ddp.mixed_precision == "bf16"
+    for stage in (1, 2, 3):
+        config = load_config_from_file(str(REPO_ROOT / f"configs/accelerate/zero{stage}.yaml"))
+        assert config.distributed_type == "DEEPSPEED"
+        path = REPO_ROOT / config.deepspeed_config["deepspeed_config_file"]
+        ds = json.loads(path.read_text())
+        assert ds["zero_optimization"]["stage"] == stage and "optimizer" not in ds and "scheduler" not in ds
+        assert ds["bf16"]["enabled"] and ds["gradient_clipping"] == 1.0
+        assert ds["train_micro_batch_size_per_gpu"] == "auto"  # filled from --batch_gpu by the trainer
+        offload = ds["zero_optimization"].get("offload_optimizer", {}).get("device")
+        assert (offload == "cpu") == (stage == 3)
+        assert ds.get("zero_force_ds_cpu_optimizer", True) is (stage != 3)

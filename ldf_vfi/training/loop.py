@@ -77,6 +77,10 @@ def _has_accelerator_device() -> bool:
     return torch.cuda.is_available() or bool(xpu is not None and xpu.is_available())
 
 
+def _deepspeed_requested() -> bool:
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+
+
 def _one_thread(_: int) -> None:
     """DataLoader workers decode and resize one clip at a time; more torch threads only oversubscribe."""
     torch.set_num_threads(1)
@@ -118,16 +122,19 @@ class TrainingRun:
             project_dir=str(self.output_dir), logging_dir=str(self.output_dir / args.logging_dir)
         )
         self.accelerator = Accelerator(
-            # Under torchrun with no accelerator device, accelerate runs one process unless told to use CPUs.
-            cpu=info.world_size > 1 and not _has_accelerator_device(),
+            # Under torchrun with no accelerator device, accelerate runs one process unless told to use CPUs
+            # (not with DeepSpeed, which brings its own CPU communication and would otherwise be dropped).
+            cpu=info.world_size > 1 and not _has_accelerator_device() and not _deepspeed_requested(),
             gradient_accumulation_steps=self.gas,
             log_with=None if args.logger == "none" else args.logger,
             project_config=project,
         )
         acc = self.accelerator
         if acc.num_processes != info.world_size:
+            hint = " (DeepSpeed over several processes needs GPUs; use configs/accelerate/ddp.yaml on CPUs)"
             raise InputError(
                 f"launcher reports {info.world_size} processes but accelerate sees {acc.num_processes}"
+                + (hint if _deepspeed_requested() else "")
             )
         # Consecutive ranks form a sequence-parallel group sharing one data-parallel rank (spec 6): its ranks
         # load the same clips (same stream positions) and draw the same noise.
@@ -215,8 +222,14 @@ class TrainingRun:
         if offload.get("device", "none") not in ("none", None):
             from deepspeed.ops.adam import DeepSpeedCPUAdam
 
-            return DeepSpeedCPUAdam(params, adamw_mode=decoupled, **hyper)
-        return (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, **hyper)
+            optimizer = DeepSpeedCPUAdam(params, adamw_mode=decoupled, **hyper)
+        else:
+            optimizer = (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, **hyper)
+        logger.info(
+            "%s over %d tensors: betas %s, eps %g, weight decay %g",
+            type(optimizer).__name__, len(params), hyper["betas"], hyper["eps"], weight_decay,
+        )  # fmt: skip
+        return optimizer
 
     # -- data -------------------------------------------------------------------------------------------
 
