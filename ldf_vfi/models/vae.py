@@ -733,4 +733,6 @@ class WanVAE(ModelMixin, ConfigMixin):
         with torch.device("meta"):
             model = cls(**{**(config or {}), "conditional": conditional})
         model.load_original_state_dict(state_dict, assign=True, source=os.fspath(path))
-        return model.to(device=device, dtype=dtype).eval()
+        # nn.Module.to: diffusers 0.42.1's ModelMixin.to warns about fp32 modules on every dtype cast, even
+        # when there are none.
+        return nn.Module.to(model, device=device, dtype=dtype).eval()
