@@ -14,7 +14,9 @@ Two setups, picked by ``--device`` (``auto``: CUDA when available):
   allocated before the call. Untiled runs that do not fit are reported as OOM.
 
 Every measurement runs in a fresh subprocess, so allocator caches of one run cannot hide the peak of the
-next. "work" = peak - output size: the memory the call needs beyond its result.
+next. "work" = peak - output size: the memory the call needs beyond its result. On CPU the workers map every
+block >= 64 KiB separately (see ``_WORKER_ENV``) so RSS follows live memory; that costs time, so CPU timings
+are pessimistic, most of all for the many small allocations of tiled runs. Compare times on a GPU.
 
     python benchmarks/vae.py                      # CPU defaults
     python benchmarks/vae.py --sizes 128,256,512 --threads 1
