@@ -10,16 +10,7 @@ from ldf_vfi.models import tiling as T
 from ldf_vfi.models.tiling import TilingConfig
 from ldf_vfi.models.vae import tiny_vae
 
-
-@pytest.fixture(autouse=True)
-def _tiny_cpu():
-    """Inference mode and one intra-op thread per test: on tiny tensors extra threads only spin (the suite
-    runs ~5x slower with 2 threads on a busy 2-core machine). Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.no_grad():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_cpu")
 
 
 SMALL = TilingConfig(
