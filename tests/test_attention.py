@@ -236,17 +236,22 @@ def test_every_backend_equals_the_explicit_masked_softmax(mask, grid):
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5, msg=f"{backend}")
 
 
+@pytest.mark.parametrize("group", [1, 4])
 @pytest.mark.parametrize("mask", [SLIDE_1, SHIFTED_CHUNK, TOKEN_4x16x16])
-def test_local_sdpa_in_small_memory_groups_is_exact(mask):
-    # A budget of one element forces one query chunk per group.
+def test_local_backend_in_small_memory_groups_is_exact(mask, group):
+    # A gather budget of `group` query chunks: groups of 1 chunk, or of 4 (the last one ragged).
     grid = GRIDS[-1]
     q, k, v = qkv(grid)
     expected = reference_attention(q, k, v, dense_attention_mask(mask, grid))
-    out = A._local_sdpa(q, k, v, mask, A.local_plan(mask, grid, "cpu"), grid, budget=1)
+    plan = A.local_plan(mask, grid, "cpu")
+    budget = (
+        group * 2 * q.shape[0] * q.shape[1] * plan.neighbours.shape[1] * grid.tokens_per_chunk * q.shape[-1]
+    )
+    out = A._local_attention(q, k, v, mask, plan, grid, budget=budget)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_local_sdpa_gradients_equal_the_dense_ones():
+def test_local_backend_gradients_equal_the_dense_ones():
     grid = ChunkGrid((3, 2, 3), (1, 2, 2))
     grads = {}
     for backend in ("dense", "local_sdpa"):

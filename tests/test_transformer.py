@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
+import threading
 import warnings
 
 import pytest
@@ -393,6 +395,77 @@ def test_processors_are_ldf_processors():
     assert all(isinstance(b.attn1.processor, LDFAttnProcessor) for b in model.blocks)
     assert all(isinstance(b.attn2.processor, LDFAttnProcessor) for b in model.blocks)
     assert not any("text_embedder" in k for k in model.state_dict())
+
+
+class ThreadUlysses:
+    """Ulysses sequence parallelism between threads of one process, through the model's two hook points.
+
+    Rank r keeps token slice r of every chunk; attention exchanges heads for tokens (all-to-all) and back;
+    the output tokens are gathered. Exchanges go through a shared table and a barrier.
+    """
+
+    def __init__(self, world: int) -> None:
+        self.world, self.barrier, self.table = world, threading.Barrier(world), {}
+
+    def rank(self, rank: int):
+        comm = self
+
+        class Rank:
+            calls = 0
+
+            def all_gather(self, value):
+                self.calls += 1
+                comm.table[self.calls, rank] = value
+                comm.barrier.wait()
+                values = [comm.table[self.calls, r] for r in range(comm.world)]
+                comm.barrier.wait()
+                return values
+
+            def mine(self, size):
+                return slice(rank * size, (rank + 1) * size)
+
+            def split_tokens(self, x, rotary):
+                keep = self.mine(x.shape[1] // comm.world)
+                return x[:, keep], (rotary[0][:, keep], rotary[1][:, keep])
+
+            def gather_tokens(self, x):
+                return torch.cat(self.all_gather(x), dim=1)
+
+            def scatter_heads(self, *qkv):
+                heads = self.mine(qkv[0].shape[2] // comm.world)
+                return tuple(torch.cat([p[:, :, heads] for p in self.all_gather(t)], dim=1) for t in qkv)
+
+            def gather_heads(self, out):
+                tokens = self.mine(out.shape[1] // comm.world)
+                return torch.cat([p[:, tokens] for p in self.all_gather(out)], dim=2)
+
+        return Rank()
+
+
+@pytest.mark.parametrize("backend", ["local_sdpa", "dense"])
+def test_sequence_parallel_hooks_reproduce_one_device(backend):
+    # Not SP itself: proof that Ulysses fits the hook points unchanged (sp=2 equals sp=1).
+    model = tiny_model()
+    x, t = tiny_inputs(grid=(2, 2, 2))
+    expected = run(model, x, t, backend)
+    comm, outputs = ThreadUlysses(2), {}
+
+    def rank_main(rank):
+        replica, hook = copy.deepcopy(model), comm.rank(rank)
+        replica.token_parallel = hook
+        for block in replica.blocks:
+            block.attn1.processor.head_parallel = hook
+            block.attn2.processor.head_parallel = hook
+        outputs[rank] = run(replica, x, t, backend)
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert set(outputs) == {0, 1}
+    for rank in (0, 1):
+        torch.testing.assert_close(outputs[rank], expected, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ Kernels (one interface, :func:`window_attention`):
 
 * ``"flex"``: FlexAttention with a ``BlockMask`` (compiled with ``dynamic=False`` on CUDA). For chunk
   masks the block structure is built analytically from the chunk adjacency (no ``S x S`` evaluation).
-* ``"local_sdpa"``: exact and memory-frugal on CPU: each query chunk gathers only the keys of the
-  chunks it may see and runs SDPA on them, a few query chunks at a time within a memory budget.
+* ``"local_sdpa"``: exact and memory-frugal, for CPU: each query chunk gathers only the keys of the
+  chunks it may see and runs SDPA on them, a group of query chunks at a time within a memory budget.
 * ``"dense"``: SDPA with an explicit ``(S, S)`` boolean mask; the reference the others are tested
   against. ``"auto"`` picks ``flex`` on CUDA and ``local_sdpa`` elsewhere.
 
@@ -77,8 +77,8 @@ FLEX_BLOCK_SIZE = 128
 
 ATTENTION_BACKENDS = ("auto", "flex", "local_sdpa", "dense")
 
-_LOCAL_GATHER_BUDGET = 1 << 26
-"""Elements of gathered keys + values that the local backend materialises at once (256 MiB in fp32)."""
+_LOCAL_GATHER_BUDGET = 1 << 25
+"""Elements of gathered keys + values that the local backend holds at once (128 MiB in fp32)."""
 
 Label = Literal["chunk", "shifted_chunk", "token"]
 
@@ -454,26 +454,32 @@ def local_plan(mask: Mask, grid: ChunkGrid, device: torch.device | str) -> Local
     return LocalPlan(torch.where(valid, order, 0).to(device), valid.to(device), labels, masked)
 
 
-def _local_sdpa(
+def _local_attention(
     q, k, v, mask: Mask, plan: LocalPlan | None, grid: ChunkGrid, budget: int = _LOCAL_GATHER_BUDGET
 ):
-    """Exact masked attention that only touches the keys of neighbouring chunks, a few query chunks at a time."""
+    """Exact masked attention that only touches the keys of neighbouring chunks.
+
+    A group of query chunks at a time (its gathered keys and values stay within ``budget`` elements),
+    each query chunk gathers the M chunks it may see and SDPA runs on them, with a key-padding mask for
+    chunks with fewer than M neighbours and a token mask for partly allowed chunk pairs.
+    """
     if plan is None:
         return F.scaled_dot_product_attention(q, k, v)
     b, heads, _, hd = q.shape
     n, d = grid.num_chunks, grid.tokens_per_chunk
     width = plan.neighbours.shape[1]
-    # (B, H, S, hd) -> (B, N, H, D, hd): a chunk's tokens stay contiguous for gathering.
-    qc, kc, vc = (x.reshape(b, heads, n, d, x.shape[-1]).transpose(1, 2) for x in (q, k, v))
+    # (B, H, S, hd) -> (B, N, D, H, hd). In the model the tensors already lie in this order (the processor
+    # passes transposed views), so these are views; gathers then copy whole chunks and SDPA reads strided.
+    qc, kc, vc = (x.transpose(1, 2).reshape(b, n, d, heads, x.shape[-1]) for x in (q, k, v))
     group = max(1, budget // max(1, 2 * b * heads * width * d * hd))
     outs = []
     for start in range(0, n, group):
         stop = min(n, start + group)
         g = stop - start
         idx = plan.neighbours[start:stop]  # (G, M)
-        kg = kc[:, idx].permute(0, 1, 3, 2, 4, 5).reshape(b * g, heads, width * d, hd)
-        vg = vc[:, idx].permute(0, 1, 3, 2, 4, 5).reshape(b * g, heads, width * d, vc.shape[-1])
-        qg = qc[:, start:stop].reshape(b * g, heads, d, hd)
+        kg = kc[:, idx].reshape(b * g, width * d, heads, hd).transpose(1, 2)
+        vg = vc[:, idx].reshape(b * g, width * d, heads, vc.shape[-1]).transpose(1, 2)
+        qg = qc[:, start:stop].reshape(b * g, d, heads, hd).transpose(1, 2)
         attn_mask = None
         if plan.masked:
             keep = plan.valid[start:stop].repeat_interleave(d, dim=1)[:, None, :]  # (G, 1, M*D)
@@ -484,10 +490,10 @@ def _local_sdpa(
             attn_mask = (
                 keep[None, :, None].expand(b, g, 1, *keep.shape[1:]).reshape(b * g, 1, *keep.shape[1:])
             )
-        og = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=attn_mask)
-        outs.append(og.reshape(b, g, heads, d, og.shape[-1]))
-    out = torch.cat(outs, dim=1)  # (B, N, H, D, hd)
-    return out.transpose(1, 2).reshape(b, heads, n * d, out.shape[-1])
+        og = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=attn_mask)  # (B*G, H, D, hd)
+        outs.append(og.transpose(1, 2).reshape(b, g, d, heads, og.shape[-1]))
+    out = torch.cat(outs, dim=1)  # (B, N, D, H, hd)
+    return out.reshape(b, n * d, heads, out.shape[-1]).transpose(1, 2)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -565,7 +571,7 @@ def attend(
     if prepared.backend == "flex":
         return _flex(query, key, value, prepared.payload, kernel_options)
     if prepared.backend == "local_sdpa":
-        return _local_sdpa(query, key, value, prepared.mask, prepared.payload, prepared.grid)
+        return _local_attention(query, key, value, prepared.mask, prepared.payload, prepared.grid)
     # A 4-D mask: a 2-D one whose first size equals the batch would be read as key padding.
     return F.scaled_dot_product_attention(query, key, value, attn_mask=prepared.payload)
 
@@ -601,18 +607,19 @@ def window_attention(
 class HeadParallelHook(Protocol):
     """Where sequence parallelism plugs in (Ulysses, REFERENCE_SPEC 6); not implemented here.
 
-    The processor calls ``scatter`` after projection, qk-norm and RoPE on the rank's local tokens, and
-    ``gather`` right after the kernel. Both work in the chunk-batch layout ``(B*N, tokens, heads, hd)``:
-    ``scatter`` turns ``(B*N, D/sp, H, hd)`` into ``(B*N, D, H/sp, hd)`` with the tokens of each chunk in
-    their sp=1 order (so the sp=1 mask serves unchanged), ``gather`` does the inverse. Every rank must issue
+    The processor calls ``scatter_heads`` after projection, qk-norm and RoPE on the rank's local tokens,
+    and ``gather_heads`` right after the kernel. Both work in the chunk-batch layout
+    ``(B*N, tokens, heads, hd)``: ``scatter_heads`` turns ``(B*N, D/sp, H, hd)`` into ``(B*N, D, H/sp, hd)``
+    with the tokens of each chunk in their sp=1 order (so the sp=1 mask serves unchanged), ``gather_heads``
+    does the inverse. Every rank must issue
     the same collectives in the same order.
     """
 
-    def scatter(
+    def scatter_heads(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
-    def gather(self, hidden_states: torch.Tensor) -> torch.Tensor: ...
+    def gather_heads(self, hidden_states: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -709,7 +716,7 @@ class LDFAttnProcessor:
             query = apply_rotary(query, *args.rotary)
             key = apply_rotary(key, *args.rotary)
         if self.head_parallel is not None:
-            query, key, value = self.head_parallel.scatter(query, key, value)
+            query, key, value = self.head_parallel.scatter_heads(query, key, value)
 
         bn, d, heads, _ = query.shape
         b = args.batch_size
@@ -720,7 +727,7 @@ class LDFAttnProcessor:
         out = attend(to_window(query), to_window(key), to_window(value), args.mask, args.kernel_options)
         out = out.transpose(1, 2).reshape(bn, d, heads, out.shape[-1])
         if self.head_parallel is not None:
-            out = self.head_parallel.gather(out)
+            out = self.head_parallel.gather_heads(out)
         out = out.flatten(2, 3).type_as(query)
         out = attn.to_out[0](out)
         return attn.to_out[1](out)

@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from diffusers import WanTransformer3DModel
@@ -62,6 +62,7 @@ __all__ = [
     "RELEASE_ATTENTION_TYPE",
     "WAN_T2V_1_3B_CONFIG",
     "KeyReport",
+    "TokenParallelHook",
     "official_key_report",
     "official_state_dict_shapes",
     "read_safetensors_folder",
@@ -181,6 +182,23 @@ class WindowRotaryEmbedding(nn.Module):
         return window_rope(grid, self.attention_head_dim, self.theta, self.max_seq_len, device)
 
 
+class TokenParallelHook(Protocol):
+    """Where sequence parallelism splits and gathers tokens (spec 6); not implemented here.
+
+    ``split_tokens`` runs after the patch embedding on the chunk-batch tokens ``(B*N, D, C)`` and the RoPE tables
+    ``(N, D, hd/2)``: each rank keeps the same contiguous slice of every chunk's D tokens (and of the tables).
+    ``gather_tokens`` runs after ``proj_out`` and rebuilds all D tokens of every chunk on every rank (with an
+    autograd-aware collective). The attentions exchange heads through
+    :class:`~ldf_vfi.models.attention.HeadParallelHook` on their processors.
+    """
+
+    def split_tokens(
+        self, hidden_states: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def gather_tokens(self, hidden_states: torch.Tensor) -> torch.Tensor: ...
+
+
 class _NoTextProjection(nn.Module):
     """Stands in for the text projector that LDF-VFI never builds: no parameters, no text states."""
 
@@ -264,6 +282,7 @@ class LDFTransformer3DModel(WanTransformer3DModel):
                 attn.set_processor(LDFAttnProcessor())
         self._window_backend = "auto"
         self.flex_kernel_options: dict | None = None
+        self.token_parallel: TokenParallelHook | None = None
 
     # -----------------------------------------------------------------------------------------------------
     # Settings
@@ -407,6 +426,8 @@ class LDFTransformer3DModel(WanTransformer3DModel):
         timestep_proj = timestep_proj.unflatten(1, (6, -1))  # (B*N, 6, C)
 
         rotary = self.rope(grid, x.device)
+        if self.token_parallel is not None:
+            x, rotary = self.token_parallel.split_tokens(x, rotary)
         masks = prepare_block_masks(
             self.config.attention_type, len(self.blocks), grid, self._window_backend, x.device
         )
@@ -422,6 +443,8 @@ class LDFTransformer3DModel(WanTransformer3DModel):
         shift, scale = (self.scale_shift_table + temb.unsqueeze(1)).chunk(2, dim=1)
         x = (self.norm_out(x.float()) * (1 + scale) + shift).type_as(x)
         x = self.proj_out(x)  # (B*N, D, pt*ph*pw*c), c fastest
+        if self.token_parallel is not None:
+            x = self.token_parallel.gather_tokens(x)
         x = x.reshape(b, nt, nh, nw, gt, gh, gw, pt, ph, pw, -1)
         out = x.permute(0, 1, 2, 3, 10, 4, 7, 5, 8, 6, 9).reshape(b, nt, nh, nw, -1, t, h, w)
         if not return_dict:
