@@ -27,16 +27,10 @@ from ldf_vfi.models.attention import (
     window_attention,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared cores (and is faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*"),
+    pytest.mark.usefixtures("dit_single_thread"),
+]
 
 
 SLIDE_1 = WindowMask("chunk", (1, 1, 1))

@@ -29,16 +29,10 @@ from ldf_vfi.models.transformer import (
     window_rope,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared cores (and is faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*"),
+    pytest.mark.usefixtures("dit_single_thread"),
+]
 
 
 CHUNK = (2, 4, 4)  # latent (t, h, w) of one tiny chunk: 2x2x2 = 8 tokens
