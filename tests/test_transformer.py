@@ -16,7 +16,7 @@ from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from safetensors.torch import save_file
 
 from ldf_vfi.models._condition import concat_condition, temporal_upsample
-from ldf_vfi.models.attention import ATTENTION_TYPES, LDFAttnProcessor
+from ldf_vfi.models.attention import ATTENTION_TYPES, FLEX_KERNEL_OPTIONS_24GB, LDFAttnProcessor
 from ldf_vfi.models.transformer import (
     CONFIG_DEFAULT_ATTENTION_TYPE,
     LDF_IN_CHANNELS,
@@ -149,6 +149,9 @@ def test_input_errors():
         LDFTransformer3DModel(**tiny_config(attention_type="slide"))
     with pytest.raises(ValueError, match="local_sdpa"):
         model.set_attention_backend("flash")
+    model.set_attention_backend("dense")
+    model.reset_attention_backend()
+    assert model.attention_backend == "auto"
 
 
 def test_rope_tables_use_window_coordinates_in_float64():
@@ -261,8 +264,8 @@ def as_self_attention(wan: WanTransformer3DModel) -> WanTransformer3DModel:
 
 def test_wan_init_widens_the_patch_embedding_with_zeros(tmp_path):
     wan = tiny_wan()
-    wan.save_pretrained(tmp_path)
-    ldf = LDFTransformer3DModel.from_wan_t2v(tmp_path)
+    wan.save_pretrained(tmp_path / "transformer")  # as in Wan2.1-T2V-1.3B-Diffusers/transformer
+    ldf = LDFTransformer3DModel.from_wan_t2v(tmp_path, subfolder="transformer")
     assert ldf.attention_type == CONFIG_DEFAULT_ATTENTION_TYPE and not ldf.training
     w = ldf.patch_embedding.weight
     assert w.shape[1] == 36 and torch.equal(w[:, :16], wan.patch_embedding.weight) and not w[:, 16:].any()
@@ -382,6 +385,14 @@ def test_torch_compile_gives_the_same_output():
     with torch.no_grad():
         torch.testing.assert_close(compiled(x, t).sample, expected, atol=0, rtol=0)
     torch._dynamo.reset()
+
+
+def test_flex_kernel_options_pass_through():
+    model = tiny_model()
+    x, t = tiny_inputs(grid=(2, 1, 2))
+    expected = run(model, x, t, "dense")
+    model.flex_kernel_options = FLEX_KERNEL_OPTIONS_24GB
+    torch.testing.assert_close(run(model, x, t, "flex"), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_processors_are_ldf_processors():

@@ -31,6 +31,9 @@ Kernels (one interface, :func:`window_attention`):
 
 Eager (uncompiled) FlexAttention on CPU ignores the block structure and applies only ``mask_mod``, so the
 mask_mod here is always exact at token level; the block structure is an optimisation that CUDA uses.
+On CPU (torch 2.14.1) FlexAttention is usable only eagerly: it materialises the full score matrix and has
+no backward, and compiling it fails for a mask_mod that reads captured label tensors (an Inductor lowering
+error). Hence ``local_sdpa`` on CPU; ``flex`` there serves to check the CUDA mask functions.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ __all__ = [
     "ATTENTION_BACKENDS",
     "ATTENTION_TYPES",
     "FLEX_BLOCK_SIZE",
+    "FLEX_KERNEL_OPTIONS_24GB",
     "ChunkGrid",
     "HeadParallelHook",
     "LDFAttnProcessor",
@@ -76,6 +80,18 @@ FLEX_BLOCK_SIZE = 128
 """FlexAttention block size; 1152 tokens per released chunk = 9 blocks, so blocks never straddle chunks."""
 
 ATTENTION_BACKENDS = ("auto", "flex", "local_sdpa", "dense")
+
+FLEX_KERNEL_OPTIONS_24GB: dict[str, int] = {
+    "BLOCK_M": 64,
+    "BLOCK_N": 64,
+    "BLOCK_M1": 32,
+    "BLOCK_N1": 64,
+    "BLOCK_M2": 64,
+    "BLOCK_N2": 32,
+}
+"""Smaller FlexAttention tiles the reference forces on RTX 3090/4090 (its ``GPU_TYPE`` switch; the
+default tiles exceed their shared memory, pytorch issue 133254). Use as
+``model.flex_kernel_options = FLEX_KERNEL_OPTIONS_24GB``."""
 
 _LOCAL_GATHER_BUDGET = 1 << 25
 """Elements of gathered keys + values that the local backend holds at once (128 MiB in fp32)."""
@@ -611,8 +627,7 @@ class HeadParallelHook(Protocol):
     and ``gather_heads`` right after the kernel. Both work in the chunk-batch layout
     ``(B*N, tokens, heads, hd)``: ``scatter_heads`` turns ``(B*N, D/sp, H, hd)`` into ``(B*N, D, H/sp, hd)``
     with the tokens of each chunk in their sp=1 order (so the sp=1 mask serves unchanged), ``gather_heads``
-    does the inverse. Every rank must issue
-    the same collectives in the same order.
+    does the inverse. Every rank must issue the same collectives in the same order.
     """
 
     def scatter_heads(

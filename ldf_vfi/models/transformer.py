@@ -21,8 +21,9 @@ Dtype policy (faithful to the reference's inference): all parameters share one d
 (``_keep_in_fp32_modules = None``). Whatever that dtype, the three LayerNorms and the block modulation
 run in fp32 and RoPE in float64, then cast back; activations between blocks use the parameter dtype.
 
-Released settings: the released ``config.json`` holds ``attention_type = "slide_chunk_all_block"`` but the
-released weights were trained and are run with :data:`RELEASE_ATTENTION_TYPE`. Load them with
+Released settings: the released ``config.json`` holds ``attention_type = "slide_chunk_all_block"`` (the
+reference never writes the type it runs with) but the released weights must be run with
+:data:`RELEASE_ATTENTION_TYPE`, as the reference's launch scripts do. Load them with
 :meth:`LDFTransformer3DModel.from_release` (or ``from_pretrained(..., attention_type=RELEASE_ATTENTION_TYPE)``).
 """
 
@@ -109,7 +110,7 @@ _TEXT_PROJECTOR = "condition_embedder.text_embedder."
 
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:
-    """A tiny LDF config for tests (2 blocks, 2 heads x 16, ~30k parameters).
+    """A tiny LDF config for tests (2 blocks, 2 heads x 16, 41,312 parameters).
 
     Use latent chunks of ``(t, h, w) = (2, 4, 4)``: with patch ``(1, 2, 2)`` a chunk is ``2*2*2 = 8`` tokens.
     Build with ``torch.manual_seed(0); LDFTransformer3DModel(**tiny_config())``.
@@ -222,7 +223,9 @@ class LDFTransformer3DModel(WanTransformer3DModel):
     """
 
     _keep_in_fp32_modules = None
-    _cp_plan = None  # diffusers' context-parallel plan splits inside chunks; SP lives in the processor.
+    _cp_plan = (
+        None  # diffusers' plan would split inside chunks; SP plugs into TokenParallelHook/HeadParallelHook.
+    )
 
     @register_to_config
     def __init__(
@@ -309,6 +312,10 @@ class LDFTransformer3DModel(WanTransformer3DModel):
         if backend not in ATTENTION_BACKENDS:
             raise ValueError(f"Unknown attention backend {backend!r}; valid: {', '.join(ATTENTION_BACKENDS)}")
         self._window_backend = backend
+
+    def reset_attention_backend(self) -> None:
+        """Back to ``"auto"``."""
+        self._window_backend = "auto"
 
     # -----------------------------------------------------------------------------------------------------
     # Loading
