@@ -392,7 +392,7 @@ def _to_kv_blocks(blocks: torch.Tensor, device: torch.device | str) -> tuple[tor
     return counts[None, None].to(device), order[None, None].to(device)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)  # a 4K window's BlockMask is a few hundred MB on the GPU
 def flex_block_mask(
     mask: Mask, grid: ChunkGrid, device: torch.device | str, block_size: int = FLEX_BLOCK_SIZE
 ) -> BlockMask | None:
@@ -452,7 +452,7 @@ class LocalPlan:
     masked: bool
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def local_plan(mask: Mask, grid: ChunkGrid, device: torch.device | str) -> LocalPlan | None:
     """The neighbour lists of a mask on a grid; ``None`` when every token sees every token. Cached."""
     if mask is None:
@@ -539,7 +539,7 @@ class PreparedMask:
     payload: Any
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)  # holds the payloads alive: a few grids x a few masks
 def _prepare(mask: Mask, grid: ChunkGrid, backend: str, device: str) -> PreparedMask:
     name = resolve_backend(backend, torch.device(device))
     if name == "flex":

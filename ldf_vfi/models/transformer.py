@@ -140,7 +140,7 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
 
 
 @torch.compiler.disable
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # a 4K window's tables are ~0.8 GB
 def window_rope(
     grid: ChunkGrid,
     head_dim: int,
