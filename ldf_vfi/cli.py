@@ -115,12 +115,19 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--crf", type=int, default=16, help="H.264 quality, lower is better (default 16)")
     data.add_argument("--skip_existing", action="store_true", help="skip inputs whose result already exists")
 
+    add_backend_arguments(parser)
+
+
+def add_backend_arguments(
+    parser: argparse.ArgumentParser,
+    extra_backends: Sequence[str] = (),
+    backend_help: str = "flow (no weights, CPU) or ldf (diffusion model); auto picks ldf when --model_path is given",
+) -> None:
+    """The backend and diffusion-model flags, shared by ``generate.py`` and ``evaluate.py`` (which adds its
+    baselines through ``extra_backends``)."""
     backend = parser.add_argument_group("backend")
     backend.add_argument(
-        "--backend",
-        choices=("auto", *BACKENDS),
-        default="auto",
-        help="flow (no weights, CPU) or ldf (diffusion model); auto picks ldf when --model_path is given",
+        "--backend", choices=("auto", *BACKENDS, *extra_backends), default="auto", help=backend_help
     )
     backend.add_argument(
         "--device", default="auto", help="torch device for the ldf backend: auto, cpu, cuda, cuda:1, ..."
@@ -378,6 +385,18 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 # Sub-commands of the ``ldf-vfi`` console command: name -> (help, add_arguments, handler). Each also has its own
 # top-level script (generate.py, ...) with the same flags.
+def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    from .evaluation.cli import add_evaluate_arguments  # lazy: keeps metric imports out of generate.py
+
+    add_evaluate_arguments(parser)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.cli import run_evaluate
+
+    return run_evaluate(args)
+
+
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
@@ -385,6 +404,11 @@ COMMANDS: dict[
         "raise the frame rate of videos (same flags as generate.py)",
         add_interpolate_arguments,
         run_interpolate,
+    ),
+    "evaluate": (
+        "score a backend on SNU-FILM / X4K1000FPS (same flags as evaluate.py)",
+        _add_evaluate_arguments,
+        _run_evaluate,
     ),
 }
 

@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 
 from ldf_vfi.data.synthetic import moving_shapes_video
 from ldf_vfi.io import VideoWriter
@@ -31,3 +32,20 @@ def small_video(tmp_path: Path) -> Path:
 def small_video_with_audio(tmp_path: Path) -> Path:
     """9 frames, 64x48, 25 fps, with the demo's AAC audio track."""
     return write_video(tmp_path / "talky.mp4", moving_shapes_video(9, 48, 64, seed=4), audio_from=DEMO_VIDEO)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for tests on tiny tensors: extra threads only spin (several times slower on a busy
+    2-core machine). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_cpu(one_torch_thread):
+    """``one_torch_thread`` plus no autograd, for inference-only tests of the tiny models."""
+    with torch.no_grad():
+        yield

@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from ldf_vfi.data.snu_film import find_snu_film_clips
 from ldf_vfi.data.synthetic import MovingShapes
@@ -31,13 +30,7 @@ from ldf_vfi.metrics.testing import write_random_metric_weights
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests are tiny; on a shared 2-core machine one OpenMP thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _render(folder: Path, count: int, seed: int, step: float) -> None:

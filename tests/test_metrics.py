@@ -38,14 +38,7 @@ from ldf_vfi.metrics.pwcnet import backwarp, correlation
 from ldf_vfi.metrics.testing import random_alexnet_features, write_random_metric_weights
 from ldf_vfi.metrics.weights import load_state_dict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests are tiny; on a shared 2-core machine one OpenMP thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pair(seed: int = 0, shape=(2, 3, 24, 32), noise: int = 20):

@@ -4,7 +4,7 @@ Flag names follow the reference's ``eval_snu_film.py`` / ``eval_x4k.py`` (``--da
 ``--temporal_sf``, ``--resolution``, ``--output_dir``, ``--save_lq``, ``--fps``) and
 ``calculate_metrics.py`` (``--metrics``, ``--batch_size``, ``--max_videos``), so one command replaces the
 reference's three (generate, metrics, FVD). The backend and model flags are the very ones of
-``generate.py`` (taken from :func:`ldf_vfi.cli.add_interpolate_arguments`, not redefined), plus two
+``generate.py`` (:func:`ldf_vfi.cli.add_backend_arguments`, not redefined), plus two
 baselines, ``repeat`` and ``blend``.
 
 Errors a user can cause print one line, ``error: <what is wrong>``, and exit with status 2.
@@ -21,28 +21,6 @@ from pathlib import Path
 from .baselines import BASELINES
 from .runner import DATASETS, EvalSettings, default_task, default_temporal_sf, run_evaluation
 from .scoring import ALL_METRICS, DEFAULT_METRICS, WeightPaths, parse_metric_list
-
-_SHARED_GROUPS = ("backend", "diffusion model (ldf backend)")
-
-
-def _add_shared_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """Attach ``generate.py``'s backend and model flags (the same Action objects) to ``parser``."""
-    from ..cli import add_interpolate_arguments
-
-    source = argparse.ArgumentParser(add_help=False)
-    add_interpolate_arguments(source)
-    for group in source._action_groups:
-        if group.title not in _SHARED_GROUPS:
-            continue
-        target = parser.add_argument_group(group.title)
-        for action in group._group_actions:
-            if action.dest == "backend":
-                action.choices = (*action.choices, *BASELINES)
-                action.help = (
-                    "flow (no weights, CPU), ldf (diffusion model), or a baseline: repeat (nearest input "
-                    "frame), blend (linear cross-fade); auto picks ldf when --model_path is given"
-                )
-            target._add_action(action)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +96,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--fvd_max_sequences", type=int, default=2048, help="cap on 16-frame FVD sequences (default 2048)"
     )
 
-    _add_shared_backend_arguments(parser)
+    from ..cli import add_backend_arguments
+
+    add_backend_arguments(
+        parser,
+        extra_backends=BASELINES,
+        backend_help="flow (no weights, CPU), ldf (diffusion model), or a baseline: repeat (nearest input frame), "
+        "blend (linear cross-fade); auto picks ldf when --model_path is given",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
@@ -198,13 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``evaluate.py``: ``--config`` support, one-line errors (exit 2), Ctrl-C handling.
 
-    Runs through :func:`ldf_vfi.cli.run_command` like every script; the ``evaluate`` entry is added to its
-    command table here when ``ldf_vfi.cli`` does not list it yet.
+    Runs through :func:`ldf_vfi.cli.run_command` like every script.
     """
-    from .. import cli  # imported here: ldf_vfi.cli may in turn import this module for its sub-command
+    from ..cli import run_command
 
-    cli.COMMANDS.setdefault("evaluate", (EVALUATE_HELP, add_evaluate_arguments, run_evaluate))
-    return cli.run_command("evaluate.py", "evaluate", argv)
+    return run_command("evaluate.py", "evaluate", argv)
 
 
 __all__ = [
