@@ -30,13 +30,7 @@ TINY_TILING = ["--tile_min_h", "48", "--tile_min_w", "48", "--tile_stride_h", "3
                "--tile_min_t", "5", "--vae_batch_size", "8"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run fastest on one thread (no inter-thread sync)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models on shared cores: one thread is fastest
 
 
 @pytest.fixture(scope="module")
