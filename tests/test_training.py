@@ -17,10 +17,12 @@ from safetensors.torch import load_file, save_file
 from ldf_vfi.data.lavib import build_parser as index_parser
 from ldf_vfi.data.lavib import run as build_index
 from ldf_vfi.data.lavib import write_synthetic_lavib
+from ldf_vfi.errors import InputError
 from ldf_vfi.models.transformer import LDFTransformer3DModel, tiny_config
 from ldf_vfi.models.vae import WanVAE, save_original_state_dict, tiny_vae
 from ldf_vfi.models.vae import tiny_config as vae_tiny_config
 from ldf_vfi.training.cli import main_dit, main_vae
+from ldf_vfi.training.losses import PerceptualLoss
 
 from conftest import REPO_ROOT
 
@@ -204,6 +206,25 @@ def test_vae_kill_and_resume_equals_straight_run(assets, tmp_path):
     )
     _assert_same_run(straight, halves, _vae_snapshot, steps=4, resumed_from=2)
     assert "d_loss" in _log(straight)[-1] and "d_loss" not in _log(straight)[0]
+
+
+def test_perceptual_loss_loads_alexnet_by_path(assets, tmp_path):
+    loss = PerceptualLoss.from_file(assets["alexnet"])
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    y = x.clone().requires_grad_()
+    same = loss(x, y)
+    assert same.shape == (2, 1, 1, 1) and same.abs().max() < 1e-5
+    same.sum().backward()
+    assert torch.isfinite(y.grad).all()  # the eps inside the sqrt keeps identical features finite
+    assert loss(x, torch.rand_like(x)).min() > 0
+    assert not any(p.requires_grad for p in loss.parameters())
+    first = {"features.0.weight": load_file(assets["alexnet"])["features.0.weight"]}
+    save_file(first, tmp_path / "partial.safetensors")
+    with pytest.raises(InputError, match="--lpips_weights .* is not an AlexNet trunk"):
+        PerceptualLoss.from_file(tmp_path / "partial.safetensors")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(InputError, match="could not be read as a state dict"):
+        PerceptualLoss.from_file(tmp_path / "junk.pth")
 
 
 @pytest.mark.parametrize(

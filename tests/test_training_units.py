@@ -27,7 +27,6 @@ from ldf_vfi.training.dit import draw_noise
 from ldf_vfi.training.ema import EMA
 from ldf_vfi.training.loop import gather_lq, keyed_generator, to_unit
 from ldf_vfi.training.losses import (
-    PerceptualLoss,
     VAELoss,
     adaptive_gan_weight,
     hinge_d_loss,
@@ -278,34 +277,6 @@ def test_adaptive_weight_and_generator_gan_term():
         x, out, torch.zeros(1), torch.zeros(1), 0, lambda img: img.mean(1, keepdim=True), layer.weight
     )
     assert {"g_loss", "d_weight"} <= logs.keys() and math.isfinite(loss.item())
-
-
-def test_perceptual_loss_loads_alexnet_by_path(tmp_path):
-    import torchvision
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    trunk = {
-        k: v
-        for k, v in torchvision.models.alexnet(weights=None).state_dict().items()
-        if k.startswith("features.")
-    }
-    save_file(trunk, tmp_path / "alex.safetensors")
-    loss = PerceptualLoss.from_file(tmp_path / "alex.safetensors")
-    x = torch.rand(2, 3, 64, 64) * 2 - 1
-    y = x.clone().requires_grad_()
-    same = loss(x, y)
-    assert same.shape == (2, 1, 1, 1) and same.abs().max() < 1e-5
-    same.sum().backward()
-    assert torch.isfinite(y.grad).all()  # the eps inside the sqrt keeps identical features finite
-    assert loss(x, torch.rand_like(x)).min() > 0
-    assert not any(p.requires_grad for p in loss.parameters())
-    save_file({"features.0.weight": trunk["features.0.weight"]}, tmp_path / "partial.safetensors")
-    with pytest.raises(InputError, match="--lpips_weights .* is not an AlexNet trunk"):
-        PerceptualLoss.from_file(tmp_path / "partial.safetensors")
-    (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(InputError, match="could not be read as a state dict"):
-        PerceptualLoss.from_file(tmp_path / "junk.pth")
 
 
 def test_validation_messages(tmp_path):

@@ -314,10 +314,15 @@ def write_synthetic_lavib(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """``data_tools.py``'s flags (the reference's ``--src``/``--dst`` plus ours), with ``--config FILE`` and
+    one-line argparse errors like every script of the package."""
+    from ..config import ArgumentParser, add_config_argument
+
+    parser = ArgumentParser(
         prog="data_tools.py",
         description="Index LAVIB (or a folder of videos) into the dataset file that train.py reads.",
     )
+    add_config_argument(parser)
     parser.add_argument("--src", required=True, help="LAVIB root (holding segments/ and annotations/)")
     parser.add_argument("--dst", required=True, help="output folder; receives index.jsonl and meta.json")
     parser.add_argument(
@@ -397,10 +402,11 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``data_tools.py``; user errors print one line and return 2."""
+    from ..config import parse_args_with_config
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
     try:
-        run(args)
+        run(parse_args_with_config(build_parser(), argv))
     except LDFVFIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

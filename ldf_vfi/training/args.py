@@ -17,6 +17,7 @@ built; a bad one is an :class:`~ldf_vfi.errors.InputError` whose message is one 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "ema_decays",
     "gradient_accumulation_steps",
     "temporal_sf_list",
+    "tiling_config",
     "validate_args",
 ]
 
@@ -329,6 +331,17 @@ def temporal_sf_list(text: str) -> list[int]:
     return factors
 
 
+def tiling_config(args: argparse.Namespace):
+    """The :class:`~ldf_vfi.models.tiling.TilingConfig` of the flags of the same names (``--tile_min_h``, ...,
+    ``--vae_batch_size``, ``--spatial_compression_ratio``); :class:`InputError` for an impossible geometry."""
+    from ..models.tiling import TilingConfig
+
+    try:
+        return TilingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TilingConfig)})
+    except ValueError as exc:
+        raise InputError(f"tiling flags: {exc}") from None
+
+
 def ema_decays(text: str) -> list[float]:
     """``"0.995,0.999"`` -> ``[0.995, 0.999]``; empty -> ``[]``."""
     return [float(part) for part in text.split(",") if part.strip()]
@@ -422,8 +435,6 @@ def validate_args(args: argparse.Namespace, stage: Stage, world_size: int | None
 
 
 def _validate_dit(args: argparse.Namespace) -> None:
-    from ..models.tiling import TilingConfig
-
     _positive(args, "t_shift")
     for name, required in (("vae_channels", 16), ("lq_proj_hidden_dim", 16), ("spatial_compression_ratio", 8),
                            ("temporal_compression_ratio", 4)):  # fmt: skip
@@ -435,17 +446,7 @@ def _validate_dit(args: argparse.Namespace) -> None:
         raise InputError(
             "--lora_rank: LoRA is not supported; train all weights (the reference's LoRA froze the new input channels)"
         )
-    try:
-        tiling = TilingConfig(
-            tile_min_h=args.tile_min_h,
-            tile_min_w=args.tile_min_w,
-            tile_stride_h=args.tile_stride_h,
-            tile_stride_w=args.tile_stride_w,
-            tile_min_t=args.tile_min_t,
-            vae_batch_size=args.vae_batch_size,
-        )
-    except ValueError as exc:
-        raise InputError(f"tiling flags: {exc}") from None
+    tiling = tiling_config(args)
     if args.num_frames % tiling.tile_min_t:
         raise InputError(
             f"--num_frames {args.num_frames} must be a multiple of --tile_min_t {tiling.tile_min_t}"

@@ -45,7 +45,7 @@ from ..models.transformer import (
     read_safetensors_folder,
 )
 from ..models.vae import WanVAE
-from .args import ema_decays
+from .args import ema_decays, tiling_config
 from .ema import EMA
 from .loop import TrainingRun, gather_lq, to_unit
 
@@ -161,17 +161,6 @@ def build_transformer(args: argparse.Namespace) -> LDFTransformer3DModel:
     return model.to(torch.float32).requires_grad_(True).train()
 
 
-def _tiling(args: argparse.Namespace) -> TilingConfig:
-    return TilingConfig(
-        tile_min_h=args.tile_min_h,
-        tile_min_w=args.tile_min_w,
-        tile_stride_h=args.tile_stride_h,
-        tile_stride_w=args.tile_stride_w,
-        tile_min_t=args.tile_min_t,
-        vae_batch_size=args.vae_batch_size,
-    )
-
-
 def _write_ema(model: nn.Module, folder: Path) -> None:
     model.save_pretrained(folder / "transformer")
 
@@ -197,7 +186,7 @@ def train_dit(args: argparse.Namespace) -> Path:
             args.sp_size,
         )
     encoder = LatentEncoder(
-        load_vae(args.vae_path, args.vae_type, args.vae_config).to(device, dtype), _tiling(args), dtype
+        load_vae(args.vae_path, args.vae_type, args.vae_config).to(device, dtype), tiling_config(args), dtype
     )
     decays = ema_decays(args.ema_decay)
     ema = EMA(
