@@ -270,16 +270,20 @@ def test_vae_needs_lpips_weights_by_path(assets, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.distributed
-def test_two_processes_train_like_one(assets, tmp_path):
-    """torchrun, 2 CPU processes with gloo (data parallel, one clip each) = 1 process accumulating 2 clips:
-    the stream positions, hence the clips and their noise, do not depend on the process layout."""
+@pytest.mark.parametrize("sp_size", [1, 2])
+def test_two_processes_train_like_one(assets, tmp_path, sp_size):
+    """torchrun, 2 CPU processes with gloo = 1 process accumulating 2 clips.
+
+    sp_size 1: data parallel, one clip per process; the stream positions, hence the clips and their noise, do
+    not depend on the process layout. sp_size 2: one sequence-parallel group, each rank holding half the tokens
+    of every chunk (Ulysses all-to-alls in every attention), both ranks on the same clips."""
     common = ["--batch_size", 2, "--batch_gpu", 1, "--max_train_steps", 2, "--ref_lr", 1e-3,
               "--checkpointing_steps", 2, "--ema_decay", "0.9"]  # fmt: skip
     two, one = tmp_path / "two", tmp_path / "one"
-    argv = [str(a) for a in _dit_args(assets, two, *common)]
+    argv = [str(a) for a in _dit_args(assets, two, *common, "--sp_size", sp_size)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", f"{29517 + sp_size}",
          "train.py", *argv],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
