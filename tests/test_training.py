@@ -107,9 +107,12 @@ def _mean(values) -> float:
 def test_dit_loss_falls(assets, tmp_path):
     out = tmp_path / "dit"
     _train("dit", _dit_args(assets, out, "--batch_size", 2, "--batch_gpu", 2, "--max_train_steps", 36,
-                            "--ref_lr", 3e-3, "--checkpointing_steps", 100, "--ema_decay", "0.9"))  # fmt: skip
-    losses = [record["loss"] for record in _log(out)]
-    assert len(losses) == 36
+                            "--ref_lr", 3e-3, "--checkpointing_steps", 100, "--ema_decay", "0.9",
+                            "--logger", "tensorboard", "--checkpoints_total_limit", 1))  # fmt: skip
+    records = _log(out)
+    losses = [record["loss"] for record in records]
+    assert len(losses) == 36 and all(r["grad_norm"] > 0 for r in records)
+    assert list((out / "logs" / "train_dit").glob("events.out.tfevents.*"))  # tensorboard scalars
     first, last = _mean(losses[:6]), _mean(losses[-6:])
     assert last < 0.6 * first, f"loss {first:.3f} -> {last:.3f}"  # measured: 0.46
     # The final checkpoint's EMA is a diffusers folder the model class loads.

@@ -190,6 +190,7 @@ def test_adam_hyper_parameters_come_from_the_flags(tmp_path, monkeypatch):
     assert isinstance(optimizer, torch.optim.AdamW)
     assert group["betas"] == (0.8, 0.95) and group["eps"] == 1e-6 and group["weight_decay"] == 0.125
     assert isinstance(run.adam(model.parameters(), 0.0, decoupled=False), torch.optim.Adam)
+    assert run.state.global_step == 0 and run.lr(5e-5) == 0.0  # first step of the 0.5M-sample ramp
     assert json.loads((tmp_path / "out" / "args.json").read_text())["adam_beta1"] == 0.8
 
 
@@ -324,3 +325,19 @@ def test_launch_configs():
         offload = ds["zero_optimization"].get("offload_optimizer", {}).get("device")
         assert (offload == "cpu") == (stage == 3)
         assert ds.get("zero_force_ds_cpu_optimizer", True) is (stage != 3)
+
+
+def test_start_step_and_reset_lr(tmp_path):
+    """--start_step begins a fresh run as if at that step; --reset_lr restarts the lr ramp there."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    from ldf_vfi.training.loop import TrainingRun
+
+    for reset, expected_lr in ((False, 5e-5 * 100 * 8 / 5e5), (True, 0.0)):
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+        flags = ["--data", str(tmp_path), "--vae_path", str(tmp_path), "--output_dir", str(tmp_path / "out"),
+                 "--batch_size", "8", "--batch_gpu", "8", "--start_step", "100", "--logger", "none"]  # fmt: skip
+        run = TrainingRun(build_parser("dit").parse_args(flags + (["--reset_lr"] if reset else [])), name="t")
+        assert (run.state.global_step, run.state.cur_nsample, run.state.data_position) == (100, 800, 800)
+        assert run.lr(5e-5) == pytest.approx(expected_lr, abs=1e-20)

@@ -239,7 +239,9 @@ def train_dit(args: argparse.Namespace) -> Path:
     ema = EMA(
         transformer, decays if acc.is_main_process else [], device="cpu" if args.offload_ema else device
     )
-    attach_sequence_parallel(transformer, run.sp)  # after the EMA copies: they stay plain, single-device models
+    attach_sequence_parallel(
+        transformer, run.sp
+    )  # after the EMA copies: they stay plain, single-device models
     optimizer = run.adam(transformer.parameters(), weight_decay=args.adam_weight_decay, decoupled=True)
     model, optimizer = acc.prepare(transformer, optimizer)
 
@@ -258,7 +260,7 @@ def train_dit(args: argparse.Namespace) -> Path:
         lr = run.lr(args.ref_lr)
         run.set_lr(optimizer, lr)
         model.train()
-        losses = []
+        losses, grad_norm = [], None
         for _ in range(run.gas):
             batch = run.next_batch()
             x0, y, m = encoder(batch["gt"], batch["lq_source"], batch["mask"])
@@ -270,8 +272,7 @@ def train_dit(args: argparse.Namespace) -> Path:
             with acc.accumulate(model):
                 loss = velocity_loss(model, x0, y, m, noise, t)
                 acc.backward(loss)
-                if acc.sync_gradients and args.max_grad_norm > 0:
-                    acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                grad_norm = run.clip_gradients(model)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(loss.detach().item())
@@ -279,6 +280,9 @@ def train_dit(args: argparse.Namespace) -> Path:
             ema.update(acc.get_state_dict(model) if gathers_shards else acc.unwrap_model(model))
         elif gathers_shards:
             acc.get_state_dict(model)  # a collective under ZeRO-3: every rank must take part
-        run.end_step({"loss": run.reduce_mean(sum(losses) / len(losses)), "lr": lr}, save_extra)
+        metrics = {"loss": run.reduce_mean(sum(losses) / len(losses)), "lr": lr}
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm
+        run.end_step(metrics, save_extra)
     run.finish()
     return run.output_dir

@@ -305,6 +305,14 @@ class TrainingRun:
             args.rampup_Msample,
         )
 
+    def clip_gradients(self, model) -> float | None:
+        """At a synchronising micro-step, clip to ``--max_grad_norm`` (0: off); returns the global gradient norm
+        before clipping when the backend reports it (DeepSpeed clips inside its step, from its JSON)."""
+        if not self.accelerator.sync_gradients or self.args.max_grad_norm <= 0:
+            return None
+        norm = self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        return None if norm is None else float(norm)
+
     @staticmethod
     def set_lr(optimizer, lr: float) -> None:
         for group in optimizer.param_groups:

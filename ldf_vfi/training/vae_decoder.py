@@ -214,8 +214,9 @@ def train_vae(args: argparse.Namespace) -> Path:
                     _frames(gt), _frames(x_hat), mu, logvar, step, judge, last_layer
                 )
                 acc.backward(loss)
-                if acc.sync_gradients and args.max_grad_norm > 0:
-                    acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                grad_norm = run.clip_gradients(model)
+                if grad_norm is not None:
+                    logs["grad_norm"] = grad_norm
                 opt_g.step()
                 opt_g.zero_grad(set_to_none=True)
             for key, value in {"loss": loss.item(), **parts}.items():
@@ -232,9 +233,8 @@ def train_vae(args: argparse.Namespace) -> Path:
                     x_hat = model(gt, lq, mask, run.sample_generators(batch, _REPARAMETERISE_D))[0]
                 real, fake = _frames(gt), _frames(x_hat)
                 if not all(bool(m.initialized) for m in disc_module.modules() if isinstance(m, ActNorm)):
-                    with (
-                        torch.no_grad()
-                    ):  # ActNorm's data-dependent init sees real frames, as in the reference
+                    # ActNorm's data-dependent init sees real frames first, as in the reference.
+                    with torch.no_grad():
                         disc_module(real)
                 with acc.accumulate(disc):
                     logits_real, logits_fake = disc(torch.cat([real, fake])).chunk(2)  # one DDP forward
