@@ -27,7 +27,7 @@ from .config import (
     parse_args_with_config,
     save_effective_config,
 )
-from .distributed import shard_for_process
+from .distributed import process_info, shard_for_process
 from .errors import InputError, LDFVFIError
 from .io import VideoInfo, VideoWriter, iter_frames, list_inputs, probe
 from .pipelines import BACKENDS, get_interpolator
@@ -39,6 +39,11 @@ EXIT_INPUT_ERROR = 2
 FLOW_OPTION_NAMES = ("flow_preset", "flow_max_side", "scene_cut_threshold")
 # Model flags that only the diffusion backend reads; giving them to the flow backend is worth a warning.
 MODEL_FLAGS = ("model_path", "vae_path")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line (multi-line reports, e.g. checkpoint key lists, are joined with '; ')."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def _positive_fraction(text: str) -> Fraction:
@@ -277,8 +282,12 @@ def interpolate_one(
     args: argparse.Namespace,
     info: VideoInfo,
     position: int = 0,
+    write: bool = True,
 ) -> dict:
-    """Interpolate one input into ``destination`` (atomically); returns a summary of what was written."""
+    """Interpolate one input into ``destination`` (atomically); returns a summary of what was written.
+
+    ``write=False`` runs the interpolation without writing (the other ranks of a sequence-parallel group,
+    which compute the same frames as the group's first rank)."""
     if info.num_frames < 2:
         raise InputError(f"'{source}' has {info.num_frames} frame(s); interpolation needs at least 2")
     if args.target_fps is not None:
@@ -297,7 +306,7 @@ def interpolate_one(
     expected = output_frame_count(info.num_frames, ratio)
 
     lq_writer = None
-    if args.save_lq:
+    if args.save_lq and write:
         lq_writer = VideoWriter(
             destination.parent / "lq.mp4", info.fps, audio_from=source if copy_audio else None, crf=args.crf
         )
@@ -312,6 +321,14 @@ def interpolate_one(
         stream = interpolator.retime(inputs(), info.fps, args.target_fps)
     else:
         stream = interpolator.interpolate(inputs(), args.temporal_sf)
+    if not write:
+        produced = sum(1 for _ in stream)
+        return {
+            "input": str(source),
+            "output": None,
+            "input_frames": info.num_frames,
+            "output_frames": produced,
+        }
     writer = VideoWriter(destination, output_fps, audio_from=source if copy_audio else None, crf=args.crf)
     try:
         with writer:
@@ -349,7 +366,9 @@ def run_interpolate(args: argparse.Namespace) -> int:
         logger.warning("--backend flow ignores --model_path/--vae_path")
     sources = list_inputs(args.data)
     interpolator = get_interpolator(backend, **backend_options(args, backend))
-    mine = shard_for_process(sources, sp_size=args.sp_size if backend == "ldf" else 1)
+    sp_size = args.sp_size if backend == "ldf" else 1
+    mine = shard_for_process(sources, sp_size=sp_size)
+    writes = process_info().rank % sp_size == 0  # one writer per sequence-parallel group
     failures = 0
     progress = tqdm(mine, desc="videos", unit="video", disable=len(mine) < 2, dynamic_ncols=True)
     for source in progress:
@@ -360,13 +379,21 @@ def run_interpolate(args: argparse.Namespace) -> int:
         try:
             info = probe(source, fps=args.input_fps)
             summary = interpolate_one(
-                source, destination, interpolator, args, info, position=1 if len(mine) > 1 else 0
+                source,
+                destination,
+                interpolator,
+                args,
+                info,
+                position=1 if len(mine) > 1 else 0,
+                write=writes,
             )
         except LDFVFIError as exc:
             if len(sources) == 1:
                 raise
             failures += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            continue
+        if not writes:
             continue
         config_path = destination.parent / (
             "generate_config.yaml" if args.output is None else f"{destination.name}.config.yaml"
@@ -427,7 +454,7 @@ def run_command(prog: str, name: str, argv: Sequence[str] | None) -> int:
         args = parse_args_with_config(command_parser(prog, add_arguments), argv)
         return handler(args)
     except LDFVFIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)

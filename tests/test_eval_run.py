@@ -178,7 +178,7 @@ def test_skipped_metrics_are_reported_not_zero(snu_dir, tmp_path, capsys):
         ("missing_dir", "is not a folder"),
         ("not_snu", "is not SNU-FILM shaped"),
         ("short_clip", "has 5 frame(s); --temporal_sf 8 needs at least 9"),
-        ("ldf", "'ldf' diffusion backend is not available"),
+        ("ldf", "'ldf' backend needs the released weights"),
         ("missing_weights", "--i3d_weights: no file at"),
         ("triplet_sf", "triplet protocol"),
         ("bad_metric", "unknown metric 'fid'"),

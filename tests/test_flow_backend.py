@@ -114,7 +114,7 @@ def test_bad_interpolation_requests(frames, sf, message):
 
 def test_backend_registry():
     assert isinstance(get_interpolator("flow", flow_preset="fast"), FlowInterpolator)
-    with pytest.raises(BackendUnavailableError, match="not available"):
+    with pytest.raises(BackendUnavailableError, match="needs the released weights"):
         get_interpolator("ldf")
     with pytest.raises(InputError, match="unknown backend"):
         get_interpolator("rife")

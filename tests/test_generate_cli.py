@@ -208,7 +208,7 @@ BAD_INPUTS = {
         ["--target_fps", "1000"],
         "more than 16x",
     ),
-    "diffusion backend": (_one_frame_video, ["--backend", "ldf"], "not available"),
+    "diffusion backend": (_one_frame_video, ["--backend", "ldf"], "needs the released weights"),
     "missing weights": (_one_frame_video, ["--model_path", "/no/such/weights"], "--model_path: not found"),
     "bad window": (_one_frame_video, ["--num_frames", "50"], "--num_frames must be a multiple"),
     "bad crf": (_one_frame_video, ["--crf", "99"], "--crf"),

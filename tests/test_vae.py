@@ -278,7 +278,10 @@ def test_wrong_checkpoints_are_rejected_with_named_keys(tmp_path):
     with pytest.raises(
         CheckpointMismatchError, match=r"(?s)shape mismatches: .*file \(16,\) vs model \(384,\).*model config"
     ):
-        WanVAE.from_original(plain)  # a tiny file into the released config
+        WanVAE.from_original(plain, config={})  # a tiny file forced into the released config
+
+    inferred = WanVAE.from_original(plain)  # without a config the sizes are read off the file
+    assert (inferred.config.base_dim, inferred.config.num_res_blocks) == (tiny_config()["base_dim"], 1)
 
 
 # ---------------------------------------------------------------------------------------------------------

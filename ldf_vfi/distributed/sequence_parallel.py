@@ -80,7 +80,7 @@ class UlyssesAttention:
     def _all_to_all(self, x: torch.Tensor) -> torch.Tensor:
         return funcol.all_to_all_single_autograd(x.contiguous(), None, None, self.sp.group)
 
-    def scatter(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+    def scatter_heads(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
         """``(B*N, D/sp, H, hd)`` local tokens, all heads -> ``(B*N, D, H/sp, hd)`` all tokens, local heads."""
         return tuple(self._tokens_for_heads(x) for x in (query, key, value))
 
@@ -93,8 +93,8 @@ class UlyssesAttention:
         received = self._all_to_all(send)  # (source rank = token slice i, bn, d_local, h/sp, hd)
         return received.permute(1, 0, 2, 3, 4).reshape(bn, sp * d_local, heads // sp, hd)
 
-    def gather(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """``(B*N, D, H/sp, hd)`` -> ``(B*N, D/sp, H, hd)``: the inverse of :meth:`scatter`."""
+    def gather_heads(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``(B*N, D, H/sp, hd)`` -> ``(B*N, D/sp, H, hd)``: the inverse of :meth:`scatter_heads`."""
         sp = self.sp.size
         bn, d, heads_local, hd = hidden_states.shape
         send = hidden_states.reshape(bn, sp, d // sp, heads_local, hd).permute(
@@ -120,6 +120,38 @@ def gather_tokens(x: torch.Tensor, sp: SequenceParallelGroup, dim: int = 1) -> t
     if not sp.enabled:
         return x
     return funcol.all_gather_single_autograd(x.contiguous(), gather_dim=dim, group=sp.group)
+
+
+class UlyssesTokens:
+    """The token-parallel hook of :class:`~ldf_vfi.models.transformer.LDFTransformer3DModel`: keep this rank's
+    slice of every chunk's tokens (and of the RoPE tables) after the patch embedding; gather all slices after
+    the output projection."""
+
+    def __init__(self, sp: SequenceParallelGroup) -> None:
+        self.sp = sp
+
+    def split_tokens(self, hidden_states: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]):
+        cos, sin = rotary
+        return split_tokens(hidden_states, self.sp), (split_tokens(cos, self.sp), split_tokens(sin, self.sp))
+
+    def gather_tokens(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return gather_tokens(hidden_states, self.sp)
+
+
+def enable_sequence_parallel(transformer: torch.nn.Module, sp: SequenceParallelGroup) -> torch.nn.Module:
+    """Make ``transformer`` (an ``LDFTransformer3DModel``) split each window over the ranks of ``sp``.
+
+    A disabled group (sp = 1) removes the hooks. Heads and tokens per chunk must be divisible by ``sp.size``.
+    """
+    heads = transformer.config.num_attention_heads
+    if sp.enabled and heads % sp.size:
+        raise InputError(f"--sp_size {sp.size} must divide the model's {heads} attention heads")
+    transformer.token_parallel = UlyssesTokens(sp) if sp.enabled else None
+    head_parallel = UlyssesAttention(sp) if sp.enabled else None
+    for block in transformer.blocks:
+        for attn in (block.attn1, block.attn2):
+            attn.processor.head_parallel = head_parallel
+    return transformer
 
 
 def broadcast_from_group_source(tensor: torch.Tensor, sp: SequenceParallelGroup) -> torch.Tensor:

@@ -64,6 +64,7 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import (
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from ..errors import InputError
 from . import tiling as _tiling
 
 __all__ = [
@@ -216,7 +217,7 @@ def _out_channels(module: nn.Module) -> int:
 # Checkpoint layout: original (.pth) key names <-> ours
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """A state dict whose keys or shapes do not fit the model (wrong file, wrong ``conditional`` or config)."""
 
 
@@ -281,14 +282,32 @@ def original_key_map(model: WanVAE) -> dict[str, str]:
     return {k: _to_original_key(k, nrb) for k in model.state_dict()}
 
 
+def infer_config(state_dict: dict[str, Tensor]) -> dict:
+    """The size fields of a Wan2.1 VAE config read from an original-layout state dict: ``base_dim`` (width of
+    ``encoder.conv1``), ``z_dim`` (half of ``conv1``'s outputs) and ``num_res_blocks`` (the encoder has
+    ``4 * n + 3`` ``downsamples`` modules for the 4 stages). Other fields keep the released values."""
+    try:
+        base_dim = int(state_dict["encoder.conv1.weight"].shape[0])
+        z_dim = int(state_dict["conv1.weight"].shape[0]) // 2
+    except KeyError as exc:
+        raise CheckpointMismatchError(f"not a Wan2.1 VAE checkpoint: no {exc.args[0]!r} tensor") from None
+    modules = {int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.downsamples.")}
+    num_res_blocks = (max(modules) + 1 - 3) // 4 if modules else 2
+    return {"base_dim": base_dim, "z_dim": z_dim, "num_res_blocks": num_res_blocks}
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a ``.pth``/``.pt`` (``torch.load(weights_only=True)``, on CPU) or ``.safetensors`` state dict."""
     path = os.fspath(path)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
 
-        return load_file(path, device="cpu")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(path, device="cpu")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling, zip, safetensors-header and I/O errors all mean "not a state dict"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointMismatchError(f"cannot read {path} as a state dict of tensors: {first}") from None
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointMismatchError(f"{path} does not hold a flat state dict of tensors")
     return obj
@@ -726,12 +745,16 @@ class WanVAE(ModelMixin, ConfigMixin):
         """Load ``Wan2.1_VAE.pth`` (``conditional=False``) or ``Wan2.1_VAE_cond_v2.pth`` (``True``) by path.
 
         ``.pth`` files are read with ``torch.load(weights_only=True)``; ``.safetensors`` files in the same key
-        layout are accepted. ``config`` overrides the released config (e.g. ``tiny_config()``). The model is
+        layout are accepted. Without ``config`` the width, latent channels and residual blocks per stage are
+        read off the tensors (:func:`infer_config`), so the released files and small ones of the same layout
+        both load; ``config`` overrides that (e.g. ``tiny_config()``). The model is
         built on the meta device and takes the file's tensors, so no time is spent on a random init.
         """
         state_dict = load_state_dict_file(path)
+        if config is None:
+            config = infer_config(state_dict)
         with torch.device("meta"):
-            model = cls(**{**(config or {}), "conditional": conditional})
+            model = cls(**{**config, "conditional": conditional})
         model.load_original_state_dict(state_dict, assign=True, source=os.fspath(path))
         # nn.Module.to: diffusers 0.42.1's ModelMixin.to warns about fp32 modules on every dtype cast, even
         # when there are none.

@@ -23,10 +23,15 @@ def get_interpolator(backend: str, **options: Any):
     if backend == "flow":
         return FlowInterpolator(**options)
     if backend == "ldf":
-        raise BackendUnavailableError(
-            "the 'ldf' diffusion backend is not available in this version yet (its sampler is still being "
-            "built); use --backend flow"
-        )
+        from .ldf import LDFVFIPipeline
+
+        model_path, vae_path = options.pop("model_path", None), options.pop("vae_path", None)
+        if not model_path:
+            raise BackendUnavailableError(
+                "the 'ldf' backend needs the released weights: --model_path <folder with transformer/> and "
+                "--vae_path Wan2.1_VAE_cond_v2.pth (or use --backend flow, which needs none)"
+            )
+        return LDFVFIPipeline.from_pretrained(model_path, vae_path, **options)
     raise InputError(f"unknown backend '{backend}' (choose {', '.join(BACKENDS)})")
 
 

@@ -25,6 +25,7 @@ re-noises its context first), so a video's result does not depend on the other v
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -35,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..diffusion import sampling_time_grid, timestep_ids
-from ..errors import BackendUnavailableError, InputError
+from ..errors import InputError
 from .flow import check_temporal_sf
 from .windows import Window, check_window_geometry, iter_windows
 
@@ -115,17 +116,6 @@ class _FrameBuffer:
             del self._frames[key]
 
 
-def nearest_slot_sources(mask: torch.Tensor) -> torch.Tensor:
-    """For each slot of a window, the slot whose input frame fills it: the nearest True slot of ``mask``,
-    ties to the earlier one (the reference's argmin), slots outside the known range copying the edge."""
-    known = torch.nonzero(mask, as_tuple=False).flatten()
-    if known.numel() == 0:
-        raise ValueError("a window without any input frame cannot be conditioned")
-    slots = torch.arange(mask.shape[0])
-    distance = (slots[:, None] - known[None, :]).abs()
-    return known[distance.argmin(dim=1)]
-
-
 class LDFVFIPipeline:
     """Interpolate videos with LDF-VFI (see the module docstring for the algorithm).
 
@@ -170,11 +160,20 @@ class LDFVFIPipeline:
         attention_type: str | None = None,
         device: str = "auto",
         dtype: torch.dtype | None = None,
+        sp_size: int = 1,
         **options,
     ) -> LDFVFIPipeline:
-        """Load ``<model_path>/transformer`` (diffusers format) and the VAE ``.pth``; the released attention
-        type is applied unless ``attention_type`` says otherwise. bf16 on CUDA, fp32 on the CPU by default."""
-        from ..models.transformer import RELEASE_ATTENTION_TYPE, LDFTransformer3DModel
+        """Load ``<model_path>/transformer`` (diffusers format) and the VAE ``.pth``. The released attention
+        type is applied when the checkpoint's config names the constructor default (as the released one
+        does) and ``attention_type`` is not given. bf16 on CUDA, fp32 on the CPU by default.
+        ``sp_size > 1`` splits every window over that many processes (launched with torchrun/accelerate)."""
+        from ..distributed import process_info
+        from ..distributed.sequence_parallel import enable_sequence_parallel, init_sequence_parallel
+        from ..models.transformer import (
+            CONFIG_DEFAULT_ATTENTION_TYPE,
+            RELEASE_ATTENTION_TYPE,
+            LDFTransformer3DModel,
+        )
         from ..models.vae import WanVAE
 
         model_path, vae_path = Path(model_path), Path(vae_path) if vae_path else None
@@ -189,17 +188,30 @@ class LDFVFIPipeline:
             )
         if not vae_path.is_file():
             raise InputError(f"--vae_path not found: '{vae_path}'")
-        resolved = torch.device(
-            "cuda"
-            if device == "auto" and torch.cuda.is_available()
-            else ("cpu" if device == "auto" else device)
-        )
+        if device == "auto":  # one GPU per process under torchrun/accelerate
+            device = f"cuda:{process_info().local_rank}" if torch.cuda.is_available() else "cpu"
+        resolved = torch.device(device)
         dtype = dtype or (torch.bfloat16 if resolved.type == "cuda" else torch.float32)
-        transformer = LDFTransformer3DModel.from_release(
-            transformer_dir, subfolder=None, attention_type=attention_type or RELEASE_ATTENTION_TYPE
-        )
+        if attention_type is None:
+            # The released config.json names the constructor default, not the type the weights were trained
+            # with: apply the release preset then, but respect any other type a checkpoint records.
+            saved = json.loads((transformer_dir / "config.json").read_text()).get("attention_type")
+            attention_type = (
+                RELEASE_ATTENTION_TYPE if saved in (None, CONFIG_DEFAULT_ATTENTION_TYPE) else saved
+            )
+        try:
+            transformer = LDFTransformer3DModel.from_release(
+                transformer_dir, subfolder=None, attention_type=attention_type
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot load the LDF transformer from '{transformer_dir}': {first}") from None
         vae = WanVAE.from_original(vae_path, conditional=vae_type == "wan2_1_cond_v2")
-        return cls(transformer, vae, LDFSettings.from_options(options), device=resolved, dtype=dtype)
+        sp = init_sequence_parallel(sp_size)
+        enable_sequence_parallel(transformer, sp)
+        pipe = cls(transformer, vae, LDFSettings.from_options(options), device=resolved, dtype=dtype)
+        pipe.progress = pipe.progress and sp.rank == 0
+        return pipe
 
     # -- public ------------------------------------------------------------------------------------------
     def interpolate(self, frames: Iterable[np.ndarray], temporal_sf: int) -> Iterator[np.ndarray]:
@@ -223,16 +235,19 @@ class LDFVFIPipeline:
         return video / 127.5 - 1
 
     def _condition(self, window: Window, buffer: _FrameBuffer, sf: int):
-        """The window's filled LQ video ``(1, 3, F, H, W)`` and slot mask ``(F,)`` (bool)."""
+        """The window's LQ video ``(1, 3, F, H, W)``, every slot filled with the nearest input frame *inside
+        the window* (as the reference), and its slot mask ``(F,)`` (bool)."""
+        from ..models._condition import temporal_upsample
+
         f = self.settings.num_frames
-        slots = torch.arange(window.start, window.start + f)
         mask = torch.zeros(f, dtype=torch.bool)
-        for offset, slot in enumerate(slots.tolist()):
+        known = []
+        for offset, slot in enumerate(range(window.start, window.start + f)):
             if slot % sf == 0 and buffer.has(slot // sf):
                 mask[offset] = True
-        sources = nearest_slot_sources(mask)
-        frames = np.stack([buffer.get((window.start + int(s)) // sf) for s in sources])
-        return self._pixels(frames), mask
+                known.append(buffer.get(slot // sf))
+        filled = temporal_upsample(torch.from_numpy(np.stack(known)), mask, self.settings.temporal_upsample)
+        return self._pixels(filled.numpy()), mask
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(like.shape, generator=generator, device=self.device, dtype=self.dtype)
@@ -359,5 +374,3 @@ class LDFVFIPipeline:
             ):
                 yield from flush(*pending.pop(0))
             buffer.release_before(max(0, (window.start - tc)) // sf)
-        if emitted == 0:
-            raise BackendUnavailableError("the ldf backend produced no frames")
