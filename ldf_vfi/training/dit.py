@@ -33,13 +33,7 @@ from ..diffusion import (
     timestep_ids,
     velocity_target,
 )
-from ..distributed.sequence_parallel import (
-    SequenceParallelGroup,
-    UlyssesAttention,
-    broadcast_from_group_source,
-    gather_tokens,
-    split_tokens,
-)
+from ..distributed.sequence_parallel import broadcast_from_group_source, enable_sequence_parallel
 from ..errors import InputError
 from ..models.mask_encoder import encode_mask, frame_mask_video
 from ..models.tiling import TilingConfig
@@ -57,7 +51,6 @@ from .loop import TrainingRun, gather_lq, to_unit
 
 __all__ = [
     "LatentEncoder",
-    "attach_sequence_parallel",
     "build_transformer",
     "draw_noise",
     "load_vae",
@@ -168,52 +161,6 @@ def build_transformer(args: argparse.Namespace) -> LDFTransformer3DModel:
     return model.to(torch.float32).requires_grad_(True).train()
 
 
-class _TokenSlices:
-    """The transformer's token-parallel hook on top of :mod:`ldf_vfi.distributed.sequence_parallel`: keep this
-    rank's slice of every chunk's tokens (and of the RoPE tables) after the patch embedding, gather the output
-    tokens of the group before the head is unpatchified."""
-
-    def __init__(self, sp: SequenceParallelGroup) -> None:
-        self.sp = sp
-
-    def split_tokens(self, hidden_states: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]):
-        return split_tokens(hidden_states, self.sp), tuple(split_tokens(table, self.sp) for table in rotary)
-
-    def gather_tokens(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return gather_tokens(hidden_states, self.sp)
-
-
-class _HeadExchange:
-    """The attention processors' head-parallel hook: Ulysses all-to-alls (tokens <-> heads)."""
-
-    def __init__(self, sp: SequenceParallelGroup) -> None:
-        self.ulysses = UlyssesAttention(sp)
-
-    def scatter_heads(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
-        return self.ulysses.scatter(query, key, value)
-
-    def gather_heads(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.ulysses.gather(hidden_states)
-
-
-def attach_sequence_parallel(model: LDFTransformer3DModel, sp: SequenceParallelGroup) -> None:
-    """Split ``model``'s tokens over the SP group (REFERENCE_SPEC 6): each rank keeps ``1/sp`` of every chunk,
-    attentions exchange heads for tokens, the output is gathered, so every rank computes the group's loss.
-
-    Gradients: the gather's backward sums over the group, so each rank holds ``sp`` times its share and the
-    data-parallel average over all ranks (DDP, DeepSpeed) gives the true gradient; nothing else to scale.
-    """
-    if not sp.enabled:
-        return
-    heads = model.config.num_attention_heads
-    if heads % sp.size:
-        raise InputError(f"--sp_size {sp.size} must divide the {heads} attention heads")
-    model.token_parallel = _TokenSlices(sp)
-    for block in model.blocks:
-        for attention in (block.attn1, block.attn2):
-            attention.processor.head_parallel = _HeadExchange(sp)
-
-
 def _write_ema(model: nn.Module, folder: Path) -> None:
     model.save_pretrained(folder / "transformer")
 
@@ -239,9 +186,10 @@ def train_dit(args: argparse.Namespace) -> Path:
     ema = EMA(
         transformer, decays if acc.is_main_process else [], device="cpu" if args.offload_ema else device
     )
-    attach_sequence_parallel(
-        transformer, run.sp
-    )  # after the EMA copies: they stay plain, single-device models
+    # After the EMA copies (they stay plain single-device models): each rank of an SP group keeps 1/sp of every
+    # chunk's tokens. The gather's backward sums over the group, so each rank holds sp times its share of the
+    # gradient and the data-parallel average over all ranks (DDP, DeepSpeed) gives the true gradient.
+    enable_sequence_parallel(transformer, run.sp)
     optimizer = run.adam(transformer.parameters(), weight_decay=args.adam_weight_decay, decoupled=True)
     model, optimizer = acc.prepare(transformer, optimizer)
 
