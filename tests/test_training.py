@@ -79,7 +79,7 @@ def _train(stage: str, argv: list[str]) -> None:
 def _dit_args(assets, out: Path, *extra) -> list:
     return [
         "--data", assets["data"], "--model_config", assets["dit_config"], "--vae_path", assets["vae"],
-        "--vae_config", assets["vae_config"], "--output_dir", out, "--num_frames", 15, "--pn", "64x64",
+        "--output_dir", out, "--num_frames", 15, "--pn", "64x64",
         "--temporal_sf", "2-4", *TINY_TILING, "--no_grad_checkpoint", "--dataloader_num_workers", 0,
         "--rampup_Msample", 0, "--logger", "none", *extra,
     ]  # fmt: skip
@@ -87,7 +87,7 @@ def _dit_args(assets, out: Path, *extra) -> list:
 
 def _vae_args(assets, out: Path, *extra) -> list:
     return [
-        "--data", assets["data"], "--vae_path", assets["vae"], "--vae_config", assets["vae_config"],
+        "--data", assets["data"], "--vae_path", assets["vae"],  # sizes read off the tiny file
         "--lpips_weights", assets["alexnet"], "--output_dir", out, "--num_frames", 5, "--pn", "48x48",
         "--temporal_sf", "2-4", "--disc_ndf", 8, "--dataloader_num_workers", 0, "--rampup_Msample", 0,
         "--logger", "none", *extra,

@@ -150,7 +150,7 @@ def _add_vae_file_arguments(parser: argparse.ArgumentParser, stage: Stage) -> ar
         "--vae_config",
         default=None,
         type=existing_path,
-        help="JSON with a non-release WanVAE config (e.g. a tiny test model)",
+        help="JSON WanVAE config overriding the sizes read off --vae_path",
     )
     return vae
 
@@ -223,7 +223,7 @@ def _add_vae_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--lpips_weights",
         default=None,
         type=existing_path,
-        help="ImageNet AlexNet trunk for LPIPS (torchvision layout), by path",
+        help="LPIPS AlexNet weights by path (torchvision or lpips layout; tools/convert_lpips_weights.py makes them)",
     )
     vae.add_argument("--perceptual_weight", type=float, default=1.0, help="LPIPS weight w_p")
     vae.add_argument("--kl_weight", type=float, default=1e-6, help="KL weight")
@@ -478,6 +478,6 @@ def _validate_vae(args: argparse.Namespace) -> None:
         raise InputError("--sp_size: the VAE decoder trains with data parallelism only (sp_size 1)")
     if args.perceptual_weight > 0 and args.lpips_weights is None:
         raise InputError(
-            "--perceptual_weight > 0 needs --lpips_weights PATH (ImageNet AlexNet trunk, torchvision layout; "
-            "nothing is downloaded), or pass --perceptual_weight 0"
+            "--perceptual_weight > 0 needs --lpips_weights PATH (ImageNet AlexNet trunk; tools/convert_lpips_weights.py "
+            "makes one offline; nothing is downloaded), or pass --perceptual_weight 0"
         )

@@ -28,7 +28,13 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import InputError
-from ..models.vae import WanVAE, load_state_dict_file, original_key_map, save_original_state_dict
+from ..models.vae import (
+    WanVAE,
+    infer_config,
+    load_state_dict_file,
+    original_key_map,
+    save_original_state_dict,
+)
 from .args import ema_decays
 from .discriminator import ActNorm, PatchDiscriminator
 from .ema import EMA
@@ -45,13 +51,14 @@ _CONDITION_PARTS = ("cond_encoder.", "zero_convs.")
 
 def load_conditional_vae(path: str | None, config_path: str | None = None) -> WanVAE:
     """A conditional WanVAE initialised from ``path``: a plain ``Wan2.1_VAE.pth`` (the condition encoder and
-    zero convolutions start fresh) or a conditional v2 checkpoint (everything loaded, e.g. to continue)."""
+    zero convolutions start fresh) or a conditional v2 checkpoint (everything loaded, e.g. to continue). The
+    sizes come from the file unless ``config_path`` (a JSON WanVAE config) says otherwise."""
     config = json.loads(Path(config_path).read_text()) if config_path else {}
-    model = WanVAE(**{**config, "conditional": True})
     if path is None:
         logger.warning("no --vae_path: the whole VAE starts from a random init")
-        return model
+        return WanVAE(**{**config, "conditional": True})
     state = load_state_dict_file(path)
+    model = WanVAE(**{**(config or infer_config(state)), "conditional": True})  # sizes read off the file
     to_original = original_key_map(model)
     from_original = {v: k for k, v in to_original.items()}
     unexpected = [k for k in state if k not in from_original]
