@@ -356,3 +356,24 @@ def test_deepspeed_configs_train_and_resume(assets, tmp_path, config):
     assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own checkpoint layout
     assert (out / "checkpoint-2" / "ema-0.9" / "transformer" / "config.json").is_file()
     assert "bfloat16" in result.stderr  # the JSON's bf16 reached the trainer
+
+
+@pytest.mark.slow
+def test_trained_checkpoints_drive_the_sampler(assets, tmp_path):
+    """What training writes is what inference reads: the DiT EMA folder as --model_path, the conditional VAE
+    EMA .pth as --vae_path of generate.py --backend ldf."""
+    from ldf_vfi.cli import generate_main
+
+    dit, vae = tmp_path / "dit", tmp_path / "vae"
+    _train("dit", _dit_args(assets, dit, "--batch_size", 1, "--batch_gpu", 1, "--max_train_steps", 1,
+                            "--ema_decay", "0.9"))  # fmt: skip
+    _train("vae", _vae_args(assets, vae, "--batch_size", 1, "--batch_gpu", 1, "--max_train_steps", 1,
+                            "--ema_decay", "0.9"))  # fmt: skip
+    clip = next((assets["data"].parent / "LAVIB" / "segments").iterdir()) / "vid.mp4"
+    status = generate_main([
+        "--data", str(clip), "--backend", "ldf", "--model_path", str(dit / "checkpoint-1" / "ema-0.9"),
+        "--vae_path", str(vae / "checkpoint-1" / "ema-0.9.pth"), "--temporal_sf", "2", "--num_frames", "15",
+        *TINY_TILING[:-2], "--sampling_steps", "2", "--output_dir", str(tmp_path / "gen"),
+    ])  # fmt: skip
+    assert status == 0
+    assert (tmp_path / "gen" / "vid" / "pred.mp4").is_file()
