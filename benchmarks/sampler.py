@@ -108,8 +108,10 @@ def tiny_run() -> None:
     from ldf_vfi.pipelines.ldf import LDFSettings, LDFVFIPipeline
 
     torch.manual_seed(0)
-    settings = LDFSettings(num_frames=30, tile_min_t=10, tile_min_h=48, tile_min_w=48, tile_stride_h=32,
-                           tile_stride_w=32, vae_batch_size=8, sampling_steps=4)  # fmt: skip
+    settings = LDFSettings.from_options(
+        dict(num_frames=30, tile_min_t=10, tile_min_h=48, tile_min_w=48, tile_stride_h=32, tile_stride_w=32,
+             vae_batch_size=8, sampling_steps=4)
+    )  # fmt: skip
     pipe = LDFVFIPipeline(
         LDFTransformer3DModel(**tiny_config(attention_type="slide_chunk_all_block_2x1x1")),
         tiny_vae(conditional=True),

@@ -31,7 +31,7 @@ SETTINGS = dict(num_frames=30, tile_min_t=10, tile_min_h=48, tile_min_w=48, tile
 def tiny_pipeline(seed: int = 42, **overrides) -> LDFVFIPipeline:
     torch.manual_seed(0)
     transformer = LDFTransformer3DModel(**tiny_config(attention_type="slide_chunk_all_block_2x1x1"))
-    settings = LDFSettings(**{**SETTINGS, "seed": seed, **overrides})
+    settings = LDFSettings.from_options({**SETTINGS, "seed": seed, **overrides})
     return LDFVFIPipeline(transformer, tiny_vae(conditional=True), settings, progress=False)
 
 

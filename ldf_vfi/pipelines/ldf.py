@@ -28,54 +28,49 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..diffusion import sampling_time_grid, timestep_ids
 from ..errors import InputError
+from ..models.tiling import TilingConfig
 from .flow import check_temporal_sf
 from .windows import Window, check_window_geometry, iter_windows
 
 
 @dataclass
 class LDFSettings:
-    """Sampling settings; names are the reference launchers' flags, defaults the released model's."""
+    """Sampling settings; names are the reference launchers' flags, defaults the released model's. The tile
+    flags (``tile_min_h``, ..., ``vae_batch_size``) live in ``tiling``, the VAE's own config."""
 
     num_frames: int = 60
     sampling_steps: int = 16
     t_shift: float = 8.0
     t_cond: float = 0.1
     temporal_upsample: str = "nearest"
-    tile_min_h: int = 256
-    tile_min_w: int = 256
-    tile_stride_h: int = 192
-    tile_stride_w: int = 192
-    tile_min_t: int = 20
-    vae_batch_size: int = 16
     max_chunks: int | None = None
     seed: int = 42
     lq_sample: bool = True  # the reference samples the LQ posterior; False uses its mean (training's choice)
+    tiling: TilingConfig = field(default_factory=TilingConfig)
 
-    def tiling(self):
-        from ..models.tiling import TilingConfig
-
-        return TilingConfig(
-            tile_min_h=self.tile_min_h,
-            tile_min_w=self.tile_min_w,
-            tile_stride_h=self.tile_stride_h,
-            tile_stride_w=self.tile_stride_w,
-            tile_min_t=self.tile_min_t,
-            vae_batch_size=self.vae_batch_size,
-        )
+    @property
+    def tile_min_t(self) -> int:
+        return self.tiling.tile_min_t
 
     @classmethod
     def from_options(cls, options: dict) -> LDFSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in names})
+        """Build from flat flag values (CLI names); unknown names are ignored."""
+        own = {f.name for f in fields(cls)} - {"tiling"}
+        tiles = {f.name for f in fields(TilingConfig)}
+        return cls(
+            **{k: v for k, v in options.items() if k in own},
+            tiling=TilingConfig(**{k: v for k, v in options.items() if k in tiles}),
+        )
 
 
 class _FrameBuffer:
@@ -134,8 +129,9 @@ class LDFVFIPipeline:
         dtype: torch.dtype = torch.float32,
         progress: bool = True,
     ) -> None:
-        self.transformer = transformer.to(device=device, dtype=dtype).eval().requires_grad_(False)
-        self.vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        # nn.Module.to: diffusers' ModelMixin.to warns about fp32-kept modules on every cast (there are none)
+        self.transformer = nn.Module.to(transformer, device=device, dtype=dtype).eval().requires_grad_(False)
+        self.vae = nn.Module.to(vae, device=device, dtype=dtype).eval().requires_grad_(False)
         self.settings = settings or LDFSettings()
         self.device = torch.device(device)
         self.dtype = dtype
@@ -145,7 +141,7 @@ class LDFVFIPipeline:
             raise InputError(
                 f"--temporal_upsample {self.settings.temporal_upsample!r} is not supported (only 'nearest')"
             )
-        self.tiling = self.settings.tiling()
+        self.tiling = self.settings.tiling
         self.time_grid = sampling_time_grid(self.settings.sampling_steps, self.settings.t_shift)
         self.scene_cuts: list[int] = []  # interface parity with the flow backend (the DiT models cuts itself)
 
