@@ -119,13 +119,25 @@ def tiny_run() -> None:
         progress=False,
     )
     scene = MovingShapes(96, 128, seed=0)
-    for n in (8, 32):
+    list(pipe.interpolate((scene.frame(i) for i in range(2)), 4))  # warm-up
+    for n in (8, 32, 64):
+        before = _status("VmRSS:")
         start = time.perf_counter()
         count = sum(1 for _ in pipe.interpolate((scene.frame(i) for i in range(n)), 4))
         elapsed = time.perf_counter() - start
         print(
-            f"tiny CPU run: {n} input frames 128x96 x4 -> {count} frames in {elapsed:.1f} s ({count / elapsed:.1f} frames/s)"
+            f"tiny CPU run: {n} input frames 128x96 x4 -> {count} frames in {elapsed:.1f} s "
+            f"({count / elapsed:.1f} frames/s); peak resident memory so far +{(_status('VmHWM:') - before) / 1024:.1f} MiB"
         )
+
+
+def _status(field: str) -> int:
+    """A /proc/self/status value in KiB (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
 
 
 def main() -> None:

@@ -412,16 +412,16 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 # Sub-commands of the ``ldf-vfi`` console command: name -> (help, add_arguments, handler). Each also has its own
 # top-level script (generate.py, ...) with the same flags.
-def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    from .evaluation.cli import add_evaluate_arguments  # lazy: keeps metric imports out of generate.py
+def _lazy(module: str, name: str) -> Callable:
+    """A command function imported on first use, so ``generate.py`` does not pay for the metric and
+    training imports of the other commands."""
 
-    add_evaluate_arguments(parser)
+    def call(*args, **kwargs):
+        from importlib import import_module
 
+        return getattr(import_module(module, __package__), name)(*args, **kwargs)
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.cli import run_evaluate
-
-    return run_evaluate(args)
+    return call
 
 
 COMMANDS: dict[
@@ -434,8 +434,18 @@ COMMANDS: dict[
     ),
     "evaluate": (
         "score a backend on SNU-FILM / X4K1000FPS (same flags as evaluate.py)",
-        _add_evaluate_arguments,
-        _run_evaluate,
+        _lazy(".evaluation.cli", "add_evaluate_arguments"),
+        _lazy(".evaluation.cli", "run_evaluate"),
+    ),
+    "train": (
+        "train the LDF-VFI diffusion transformer (same flags as train.py)",
+        _lazy(".training.args", "add_train_dit_arguments"),
+        _lazy(".training.cli", "run_train_dit"),
+    ),
+    "train_vae": (
+        "train the conditional VAE decoder (same flags as train_vae.py)",
+        _lazy(".training.args", "add_train_vae_arguments"),
+        _lazy(".training.cli", "run_train_vae"),
     ),
 }
 

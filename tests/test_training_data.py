@@ -219,17 +219,3 @@ def test_dataset_errors(records):
     broken = [VideoRecord("/nonexistent/vid.mp4", 50, "60", 64, 64)]
     with pytest.raises(InputError, match="failed to decode"):
         ClipDataset(broken, ClipOptions(num_frames=5, pn="16x16"))[(0, 0)]
-
-
-def test_nearest_fill_agrees_with_the_sampler_copy():
-    """``models._condition.temporal_upsample`` (the sampler's) and this module compute the same fill; one of
-    the two should go (see the training report), and until then this keeps them from drifting apart."""
-    from ldf_vfi.models._condition import temporal_upsample
-
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        length = int(rng.integers(1, 70))
-        mask = rng.random(length) < rng.uniform(0.05, 0.9)
-        mask[rng.integers(length)] = True
-        frames = torch.arange(int(mask.sum()), dtype=torch.float32)[:, None]
-        assert torch.equal(temporal_upsample(frames, torch.from_numpy(mask)), upsample_temporal(frames, mask))

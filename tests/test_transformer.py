@@ -15,7 +15,7 @@ from diffusers import WanTransformer3DModel
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from safetensors.torch import save_file
 
-from ldf_vfi.models._condition import concat_condition, temporal_upsample
+from ldf_vfi.models._condition import concat_condition
 from ldf_vfi.models.attention import ATTENTION_TYPES, FLEX_KERNEL_OPTIONS_24GB, LDFAttnProcessor
 from ldf_vfi.models.transformer import (
     CONFIG_DEFAULT_ATTENTION_TYPE,
@@ -475,20 +475,6 @@ def test_sequence_parallel_hooks_reproduce_one_device(backend):
 
 # ---------------------------------------------------------------------------------------------------------
 # Condition path
-
-
-def test_nearest_temporal_upsample_takes_the_earlier_frame_on_ties():
-    # Factor 4 on 9 slots: inputs at slots 0, 4, 8. Slot 2 is equidistant from slots 0 and 4 and takes
-    # the earlier input (0); slot 3 is nearer to slot 4.
-    frames = torch.tensor([10.0, 20.0, 30.0])[:, None]
-    keep = torch.tensor([1, 0, 0, 0, 1, 0, 0, 0, 1], dtype=torch.bool)
-    filled = temporal_upsample(frames, keep).flatten().tolist()
-    assert filled == [10, 10, 10, 20, 20, 20, 20, 30, 30]
-    assert temporal_upsample(frames, keep, "pad").flatten().tolist() == [10, 0, 0, 0, 20, 0, 0, 0, 30]
-    with pytest.raises(ValueError, match="kept slots"):
-        temporal_upsample(frames[:2], keep)
-    with pytest.raises(ValueError, match="nearest"):
-        temporal_upsample(frames, keep, "linear")
 
 
 def test_concat_condition_orders_noisy_lq_mask():

@@ -33,15 +33,18 @@ per-row Python loop bit for bit (``crossfade_``).
 
 from __future__ import annotations
 
+import argparse
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+
+from ..errors import InputError
 
 __all__ = [
     "GROUP_FRAMES",
@@ -108,6 +111,16 @@ class TilingConfig:
             raise ValueError(f"tile_min_t={self.tile_min_t} must be a positive multiple of {GROUP_FRAMES}")
         if self.vae_batch_size < 1:
             raise ValueError(f"vae_batch_size={self.vae_batch_size} must be >= 1")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | argparse.Namespace) -> TilingConfig:
+        """The config of the flags of the same names in ``options`` (a mapping or parsed arguments); absent
+        ones keep their defaults. An impossible geometry is an :class:`~ldf_vfi.errors.InputError`."""
+        values = vars(options) if isinstance(options, argparse.Namespace) else options
+        try:
+            return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        except ValueError as exc:
+            raise InputError(f"tiling flags: {exc}") from None
 
     @classmethod
     def reference_cli_defaults(cls) -> TilingConfig:

@@ -36,8 +36,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.temporal import upsample_temporal
 from ..diffusion import sampling_time_grid, timestep_ids
 from ..errors import InputError
+from ..models._condition import concat_condition
 from ..models.tiling import TilingConfig
 from .flow import check_temporal_sf
 from .windows import Window, check_window_geometry, iter_windows
@@ -66,10 +68,8 @@ class LDFSettings:
     def from_options(cls, options: dict) -> LDFSettings:
         """Build from flat flag values (CLI names); unknown names are ignored."""
         own = {f.name for f in fields(cls)} - {"tiling"}
-        tiles = {f.name for f in fields(TilingConfig)}
         return cls(
-            **{k: v for k, v in options.items() if k in own},
-            tiling=TilingConfig(**{k: v for k, v in options.items() if k in tiles}),
+            **{k: v for k, v in options.items() if k in own}, tiling=TilingConfig.from_options(options)
         )
 
 
@@ -233,8 +233,6 @@ class LDFVFIPipeline:
     def _condition(self, window: Window, buffer: _FrameBuffer, sf: int):
         """The window's LQ video ``(1, 3, F, H, W)``, every slot filled with the nearest input frame *inside
         the window* (as the reference), and its slot mask ``(F,)`` (bool)."""
-        from ..models._condition import temporal_upsample
-
         f = self.settings.num_frames
         mask = torch.zeros(f, dtype=torch.bool)
         known = []
@@ -242,7 +240,7 @@ class LDFVFIPipeline:
             if slot % sf == 0 and buffer.has(slot // sf):
                 mask[offset] = True
                 known.append(buffer.get(slot // sf))
-        filled = temporal_upsample(torch.from_numpy(np.stack(known)), mask, self.settings.temporal_upsample)
+        filled = upsample_temporal(torch.from_numpy(np.stack(known)), mask)
         return self._pixels(filled.numpy()), mask
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -283,7 +281,7 @@ class LDFVFIPipeline:
             for j in context:
                 t[:, j] = t_cond
             ids = timestep_ids(t.to(self.dtype)).to(self.device)
-            velocity = self.transformer(torch.cat([x, y, m], dim=4), ids).sample
+            velocity = self.transformer(concat_condition(x, y, m), ids).sample
             step = float(grid[i + 1] - grid[i])  # float32 difference, as the reference
             new = new + velocity[:, first : generated[-1] + 1].to(self.dtype) * step
         parts = [context[j] if j in context else new[:, j - first : j - first + 1] for j in range(n_t)]

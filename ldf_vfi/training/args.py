@@ -17,7 +17,6 @@ built; a bad one is an :class:`~ldf_vfi.errors.InputError` whose message is one 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -336,10 +335,7 @@ def tiling_config(args: argparse.Namespace):
     ``--vae_batch_size``, ``--spatial_compression_ratio``); :class:`InputError` for an impossible geometry."""
     from ..models.tiling import TilingConfig
 
-    try:
-        return TilingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TilingConfig)})
-    except ValueError as exc:
-        raise InputError(f"tiling flags: {exc}") from None
+    return TilingConfig.from_options(args)
 
 
 def ema_decays(text: str) -> list[float]:

@@ -1,8 +1,8 @@
 """Command lines of the trainers: ``train.py`` (DiT) and ``train_vae.py`` (conditional VAE decoder).
 
 Both run through the package's command runner (:func:`ldf_vfi.cli.run_command`): ``--config FILE``, one-line
-errors ``error: <message>`` with exit status 2, flags validated before anything is loaded. :data:`COMMANDS`
-holds the two entries (``train``, ``train_vae``) for the ``ldf-vfi`` console command's table.
+errors ``error: <message>`` with exit status 2, flags validated before anything is loaded; the same commands
+are ``ldf-vfi train`` and ``ldf-vfi train_vae``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from .args import add_train_dit_arguments, add_train_vae_arguments, validate_args
+from .args import validate_args
 
-__all__ = ["COMMANDS", "main_dit", "main_vae", "run_train_dit", "run_train_vae"]
+__all__ = ["main_dit", "main_vae", "run_train_dit", "run_train_vae"]
 
 
 def run_train_dit(args: argparse.Namespace) -> int:
@@ -33,26 +33,10 @@ def run_train_vae(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "train": (
-        "train the LDF-VFI diffusion transformer (same flags as train.py)",
-        add_train_dit_arguments,
-        run_train_dit,
-    ),
-    "train_vae": (
-        "train the conditional VAE decoder (same flags as train_vae.py)",
-        add_train_vae_arguments,
-        run_train_vae,
-    ),
-}
-"""``ldf-vfi`` sub-commands: name -> (help, add_arguments, handler), the shape of ``ldf_vfi.cli.COMMANDS``."""
-
-
 def _run(prog: str, name: str, argv: Sequence[str] | None) -> int:
-    from .. import cli  # imported here: ldf_vfi.cli may in turn import this module for its sub-commands
+    from ..cli import run_command  # the ldf-vfi command table lists train and train_vae
 
-    cli.COMMANDS.setdefault(name, COMMANDS[name])
-    return cli.run_command(prog, name, argv)
+    return run_command(prog, name, argv)
 
 
 def main_dit(argv: Sequence[str] | None = None) -> int:

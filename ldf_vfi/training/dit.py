@@ -35,6 +35,7 @@ from ..diffusion import (
 )
 from ..distributed.sequence_parallel import broadcast_from_group_source, enable_sequence_parallel
 from ..errors import InputError
+from ..models._condition import concat_condition
 from ..models.mask_encoder import encode_mask, frame_mask_video
 from ..models.tiling import TilingConfig
 from ..models.transformer import (
@@ -118,7 +119,7 @@ def velocity_loss(
 ) -> torch.Tensor:
     """The flow-matching loss of one batch (spec 4): the DiT sees ``[x_t | y | m]`` and ``floor(1000 t)``."""
     xt = interpolate_noise(x0, noise, t)
-    prediction = model(torch.cat([xt, y.to(xt.dtype), m.to(xt.dtype)], dim=4), timestep_ids(t)).sample
+    prediction = model(concat_condition(xt, y, m), timestep_ids(t)).sample
     return flow_matching_loss(prediction, velocity_target(x0, noise))
 
 
