@@ -13,17 +13,16 @@ VAE_PATH=${VAE_PATH:-}                           # Wan2.1_VAE_cond_v2.pth (with 
 SAMPLING_STEPS=${SAMPLING_STEPS:-16}
 T_SHIFT=${T_SHIFT:-8}
 SP_SIZE=${SP_SIZE:-1}                            # sequence parallel group size: 1, 2 or 4
-NUM_PROCESSES=${NUM_PROCESSES:-1}                # processes (GPUs) on this machine; videos are spread over them
+NUM_PROCESSES=${NUM_PROCESSES:-1}                # processes (GPUs) per machine; videos are spread over them
+LAUNCHER=${LAUNCHER:-accelerate}                 # accelerate or torchrun (multi-node: NUM_MACHINES, MACHINE_RANK,
+                                                 # MAIN_PROCESS_IP, MAIN_PROCESS_PORT, see launcher.sh)
 EXTRA_ARGS=${EXTRA_ARGS:-}                       # anything else, e.g. "--save_lq --target_fps 60"
 
 model_args=()
 if [ -n "$MODEL_PATH" ]; then
   model_args=(--model_path "$MODEL_PATH" --vae_path "$VAE_PATH")
 fi
-launcher=(accelerate launch --num_processes "$NUM_PROCESSES" --num_machines 1 --mixed_precision no --dynamo_backend no)
-if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  launcher+=(--cpu --num_cpu_threads_per_process "$(nproc)")
-fi
+source quick_start/launcher.sh
 
 # shellcheck disable=SC2086
 "${launcher[@]}" generate.py \

@@ -249,3 +249,22 @@ def test_quick_start_script_runs_the_flow_backend(tmp_path, small_video):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert probe(tmp_path / "qs" / "small" / "pred.mp4").num_frames == 17
+
+
+@pytest.mark.distributed
+def test_quick_start_under_torchrun_processes_each_video_once(tmp_path):
+    batch = tmp_path / "batch"
+    for name in ("a", "b", "c"):
+        write_video(batch / f"{name}.mp4", moving_shapes_video(3, 16, 16, seed=ord(name)))
+    env = {**os.environ, "DATA": str(batch), "TEMPORAL_SF": "2", "OUTPUT_DIR": str(tmp_path / "out"),
+           "LAUNCHER": "torchrun", "NUM_PROCESSES": "2", "MAIN_PROCESS_PORT": "29641", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "quick_start" / "generate.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("wrote ") == 3  # rank 0 wrote a and c, rank 1 wrote b
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c"]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+from ..errors import InputError
 from .baselines import BASELINES
 from .runner import DATASETS, EvalSettings, default_task, default_temporal_sf, run_evaluation
 from .scoring import ALL_METRICS, DEFAULT_METRICS, WeightPaths, parse_metric_list
@@ -25,14 +26,25 @@ from .scoring import ALL_METRICS, DEFAULT_METRICS, WeightPaths, parse_metric_lis
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``evaluate.py`` / ``ldf-vfi evaluate`` (plus ``--config FILE``, see :mod:`ldf_vfi.config`)."""
-    from ..config import add_config_argument
+    from ..config import add_config_argument, existing_path
 
     add_config_argument(parser)
     data = parser.add_argument_group("dataset and protocol")
-    data.add_argument("--dataset", choices=DATASETS, required=True, help="snu_film or x4k")
+    data.add_argument(
+        "--dataset_config",
+        type=existing_path,
+        default=None,
+        help="a dataset entry (configs/datasets/*.yaml): sets --dataset, --data_dir, --task, --temporal_sf",
+    )
+    data.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="snu_film, x4k or video_folder (any folder of clips)",
+    )
     data.add_argument(
         "--data_dir",
-        required=True,
+        default=None,
         help="dataset root holding test/ (SNU-FILM: GOPRO_test, YouTube_test; X4K: Type1-3)",
     )
     data.add_argument(
@@ -113,6 +125,17 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     from ..data import parse_resolution
     from ..pipelines.flow import check_temporal_sf
 
+    dataset_config = None
+    if args.dataset_config is not None:
+        from ..data.registry import load_dataset_config
+
+        dataset_config = load_dataset_config(args.dataset_config)
+        args.dataset = args.dataset or {"x4k1000fps": "x4k"}.get(dataset_config.type, dataset_config.type)
+        args.data_dir = args.data_dir or dataset_config.root
+        args.task = args.task or dataset_config.task
+        args.temporal_sf = args.temporal_sf or dataset_config.temporal_sf
+    if args.dataset is None or args.data_dir is None:
+        raise InputError("give --dataset and --data_dir, or --dataset_config FILE")
     task = args.task or default_task(args.dataset)
     sf = (
         check_temporal_sf(args.temporal_sf)
@@ -149,6 +172,7 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
         device=args.device,
         sp_size=args.sp_size if backend == "ldf" else 1,
         fvd_max_sequences=args.fvd_max_sequences,
+        dataset_config=dataset_config,
         args=recorded,
     )
 

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import EvalClip
+from ..data.registry import DatasetConfig, eval_clips
 from ..data.snu_film import TRIPLET_LEVELS, find_snu_film_clips
 from ..data.x4k import find_x4k_clips
 from ..distributed import ProcessInfo, process_info, shard_for_process
@@ -48,24 +49,35 @@ from .scoring import DEFAULT_METRICS, MetricSuite, WeightPaths
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("snu_film", "x4k")
+DATASETS = ("snu_film", "x4k", "video_folder")
 BARRIER_TIMEOUT = datetime.timedelta(days=7)
 
 
 def default_task(dataset: str) -> str:
-    return {"snu_film": "entire", "x4k": "1k"}[dataset]
+    return {"snu_film": "entire", "x4k": "1k", "video_folder": "test"}[dataset]
 
 
 def default_temporal_sf(dataset: str, task: str) -> int:
     """The reference launchers' factors: 8 on SNU-FILM, 16 on X4K; 2 for the SNU-FILM triplet levels."""
     if dataset == "snu_film":
         return 2 if task in TRIPLET_LEVELS else 8
-    return 16
+    return 8 if dataset == "video_folder" else 16
 
 
 def find_clips(
-    dataset: str, data_dir: str | Path, task: str, crop: tuple[int, int] | None = None
+    dataset: str,
+    data_dir: str | Path,
+    task: str,
+    crop: tuple[int, int] | None = None,
+    dataset_config: DatasetConfig | None = None,
 ) -> list[EvalClip]:
+    """The clips to evaluate. ``video_folder``: every video / frame folder below ``data_dir`` (or the ``task``
+    split of ``dataset_config``), inputs taken every ``temporal_sf`` frames, the frames between scored."""
+    if dataset == "video_folder":
+        config = dataset_config or DatasetConfig(
+            type="video_folder", root=str(data_dir), source=str(data_dir)
+        )
+        return eval_clips(config, crop, split=task)
     if dataset == "snu_film":
         return find_snu_film_clips(data_dir, task, crop)
     if dataset == "x4k":
@@ -100,6 +112,7 @@ class EvalSettings:
     device: str = "auto"
     sp_size: int = 1
     fvd_max_sequences: int = FVD_MAX_SEQUENCES
+    dataset_config: DatasetConfig | None = None
     args: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -394,7 +407,9 @@ def _check_previous_records(settings: EvalSettings, clips: list[EvalClip]) -> No
 def run_evaluation(settings: EvalSettings) -> dict | None:
     """Evaluate every clip (this process's share of them); on rank 0 return the merged summary."""
     info = process_info()
-    clips = find_clips(settings.dataset, settings.data_dir, settings.task, settings.resolution)
+    clips = find_clips(
+        settings.dataset, settings.data_dir, settings.task, settings.resolution, settings.dataset_config
+    )
     if settings.max_videos is not None:
         clips = clips[: settings.max_videos]
     plans = {

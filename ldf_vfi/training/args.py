@@ -86,7 +86,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         type=existing_path,
-        help="dataset index: the --dst folder of data_tools.py or its index.jsonl",
+        help="a dataset entry (configs/datasets/*.yaml, its train split) or an index: the --dst folder of "
+        "data_tools.py or its index.jsonl",
     )
     data.add_argument(
         "--num_frames",

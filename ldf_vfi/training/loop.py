@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from ..config import save_effective_config
 from ..data.clips import ClipDataset, ClipOptions, ClipOrder
 from ..data.lavib import read_index
+from ..data.registry import is_dataset_config, load_dataset_config, train_records
 from ..distributed import process_info
 from ..distributed.sequence_parallel import init_sequence_parallel
 from ..errors import InputError
@@ -46,6 +47,14 @@ __all__ = ["TrainingRun", "gather_lq", "keyed_generator", "to_unit"]
 logger = logging.getLogger("ldf_vfi.training")
 
 LOG_FILE = "log.jsonl"
+
+
+def load_training_records(data: str):
+    """The clips to train on: a dataset entry (``configs/datasets/*.yaml``, its ``train`` split) or an index
+    written by ``data_tools.py`` (its folder or its ``index.jsonl``)."""
+    if is_dataset_config(data):
+        return train_records(load_dataset_config(data), "train")
+    return read_index(data)
 
 
 def to_unit(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -247,7 +256,7 @@ class TrainingRun:
             seed=args.seed,
             backend=args.video_backend,
         )
-        dataset = ClipDataset(read_index(args.data), options)
+        dataset = ClipDataset(load_training_records(args.data), options)
         samples = round(len(dataset) * args.num_epochs)
         self.total_steps = args.max_train_steps or max(1, math.ceil(samples / args.batch_size))
         return dataset
