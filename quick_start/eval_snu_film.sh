@@ -21,6 +21,7 @@ T_SHIFT=${T_SHIFT:-8}
 SP_SIZE=${SP_SIZE:-1}                            # sequence parallel group size: 1, 2 or 4 (ldf backend)
 WEIGHTS_DIR=${WEIGHTS_DIR:-weights}              # lpips_alexnet.safetensors, i3d_pretrained_400.pt, network-default.pytorch
 METRICS=${METRICS:-psnr,ssim,lpips,flolpips,fvd} # metrics whose weights are missing are skipped with a note
+LAUNCHER=${LAUNCHER:-accelerate}                 # accelerate or torchrun (see launcher.sh)
 NUM_PROCESSES=${NUM_PROCESSES:-1}                # processes (GPUs) per machine; clips are spread over all of them
 NUM_MACHINES=${NUM_MACHINES:-1}
 MACHINE_RANK=${MACHINE_RANK:-0}
