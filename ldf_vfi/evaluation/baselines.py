@@ -11,6 +11,7 @@ Both stream (two frames in memory) and return ``(N - 1) sf + 1`` frames with inp
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..pipelines.flow import check_temporal_sf
 BASELINES = ("repeat", "blend")
 
 
-class _PairwiseBaseline:
+class _PairwiseBaseline(ABC):
     def interpolate(self, frames: Iterable[np.ndarray], temporal_sf: int) -> Iterator[np.ndarray]:
         """Multiply the frame rate by ``temporal_sf``: input ``k`` at ``k sf``, :meth:`between` in between."""
         sf = check_temporal_sf(temporal_sf)
@@ -34,8 +35,9 @@ class _PairwiseBaseline:
                 yield frame
             previous = frame
 
+    @abstractmethod
     def between(self, frame0: np.ndarray, frame1: np.ndarray, t: float) -> np.ndarray:
-        raise NotImplementedError
+        """The frame at time ``t`` in (0, 1) between two neighbours."""
 
 
 class RepeatInterpolator(_PairwiseBaseline):
