@@ -304,6 +304,12 @@ def interpolate_one(
     # Audio only stays in sync when the output plays in real time.
     copy_audio = info.has_audio and not args.no_audio and output_fps == natural_fps
     expected = output_frame_count(info.num_frames, ratio)
+    if write:
+        logger.info(
+            "%s: %d frames %dx%d at %s fps%s -> %d frames at %s fps",
+            source.name, info.num_frames, info.width, info.height, info.fps,
+            " with audio" if info.has_audio else "", expected, output_fps,
+        )  # fmt: skip
 
     lq_writer = None
     if args.save_lq and write:
