@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 CONFIG_FLAG = "config"
 _INTERNAL_DESTS = {"help", "version", CONFIG_FLAG, "handler", "command"}
@@ -38,7 +38,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(f"cannot parse config file '{path}': {first}") from None
     if data is None:
         return {}

@@ -11,3 +11,9 @@ class InputError(LDFVFIError, ValueError):
 
 class BackendUnavailableError(LDFVFIError, RuntimeError):
     """The requested interpolation backend cannot run here (not built yet, or its weights are missing)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line error reports."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -11,30 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..io import IMAGE_EXTENSIONS, natural_sort_key
-
-
-def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder in natural order (``2.png`` before ``10.png``)."""
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=natural_sort_key,
-    )
-
-
-def read_frame_rgb(path: Path) -> np.ndarray:
-    """One image file as ``H x W x 3`` uint8 RGB (alpha dropped, grey expanded), like PIL's ``convert('RGB')``."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(f"cannot read image '{path}'")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+from ..io import list_frame_files, natural_sort_key, read_frame_rgb
 
 
 def area_resize_truncate(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

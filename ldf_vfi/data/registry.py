@@ -30,8 +30,8 @@ import numpy as np
 
 from ..config import load_config_file
 from ..errors import InputError
-from ..io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_sort_key, probe, read_frames
-from . import EvalClip, list_frame_files
+from ..io import VIDEO_EXTENSIONS, list_frame_files, natural_sort_key, probe, read_frames
+from . import EvalClip
 
 DATASET_TYPES = ("lavib", "snu_film", "x4k1000fps", "video_folder")
 SPLITS = ("train", "test")
@@ -169,9 +169,7 @@ def video_folder_entries(config: DatasetConfig, split: str | None = None) -> lis
     ):
         if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
             entries.append(path)
-        elif path.is_dir() and any(
-            p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir() if p.is_file()
-        ):
+        elif path.is_dir() and list_frame_files(path):
             entries.append(path)
     listed = _split_entries(config, split)
     if listed is not None:

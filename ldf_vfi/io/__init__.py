@@ -5,9 +5,11 @@ from .reader import (
     VIDEO_EXTENSIONS,
     VideoInfo,
     iter_frames,
+    list_frame_files,
     list_inputs,
     natural_sort_key,
     probe,
+    read_frame_rgb,
     read_frames,
 )
 from .writer import VideoWriter, write_frames_png
@@ -18,9 +20,11 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "iter_frames",
+    "list_frame_files",
     "list_inputs",
     "natural_sort_key",
     "probe",
+    "read_frame_rgb",
     "read_frames",
     "write_frames_png",
 ]

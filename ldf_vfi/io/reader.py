@@ -18,7 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".y4m")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -55,7 +55,17 @@ class VideoInfo:
         return float(self.num_frames / self.fps) if self.fps else 0.0
 
 
-def _image_files(folder: Path) -> list[Path]:
+def read_frame_rgb(path: Path) -> np.ndarray:
+    """One image file as ``H x W x 3`` uint8 RGB (alpha dropped, grey expanded), like PIL's ``convert('RGB')``."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"cannot read image '{path}'")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """Image files of a frame folder in natural order (``2.png`` before ``10.png``)."""
     return sorted(
         (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
         key=natural_sort_key,
@@ -79,11 +89,11 @@ def list_inputs(path: str | Path) -> list[Path]:
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             raise InputError(f"'{path}' is a single image; give the folder that holds the frames instead")
         return [path]
-    if _image_files(path):
+    if list_frame_files(path):
         return [path]
     entries = []
     for child in sorted(path.iterdir(), key=natural_sort_key):
-        if _is_video_file(child) or (child.is_dir() and _image_files(child)):
+        if _is_video_file(child) or (child.is_dir() and list_frame_files(child)):
             entries.append(child)
     if not entries:
         raise InputError(
@@ -98,12 +108,7 @@ def _open_container(path: Path):
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read video '{path}': {_short(exc)}") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise InputError(f"cannot read video '{path}': {first_line(exc)}") from None
 
 
 def _count_packets(container, stream) -> int:
@@ -125,12 +130,10 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
     if override is not None and override <= 0:
         raise InputError(f"fps must be positive, got {fps}")
     if path.is_dir():
-        files = _image_files(path)
+        files = list_frame_files(path)
         if not files:
             raise InputError(f"no image frames ({', '.join(IMAGE_EXTENSIONS)}) in folder '{path}'")
-        first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
-        if first is None:
-            raise InputError(f"cannot read image '{files[0]}'")
+        first = read_frame_rgb(files[0])
         return VideoInfo(
             path=path,
             fps=override or DEFAULT_FRAME_FOLDER_FPS,
@@ -169,17 +172,15 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
 
 def _iter_frame_folder(path: Path) -> Iterator[np.ndarray]:
     size = None
-    for file in _image_files(path):
-        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f"cannot read image '{file}'")
+    for file in list_frame_files(path):
+        rgb = read_frame_rgb(file)
         if size is None:
-            size = bgr.shape[:2]
-        elif bgr.shape[:2] != size:
+            size = rgb.shape[:2]
+        elif rgb.shape[:2] != size:
             raise InputError(
-                f"frame '{file}' is {bgr.shape[1]}x{bgr.shape[0]} but earlier frames are {size[1]}x{size[0]}"
+                f"frame '{file}' is {rgb.shape[1]}x{rgb.shape[0]} but earlier frames are {size[1]}x{size[0]}"
             )
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield rgb
 
 
 def _iter_pyav(path: Path) -> Iterator[np.ndarray]:
@@ -197,7 +198,7 @@ def _iter_pyav(path: Path) -> Iterator[np.ndarray]:
                 yield frame.to_ndarray(format="rgb24")
                 index += 1
         except av.error.FFmpegError as exc:
-            raise InputError(f"video '{path}' is corrupt after frame {index}: {_short(exc)}") from None
+            raise InputError(f"video '{path}' is corrupt after frame {index}: {first_line(exc)}") from None
     finally:
         container.close()
 
@@ -210,7 +211,7 @@ def _decord_reader(path: Path):
     try:
         return decord.VideoReader(str(path), ctx=decord.cpu(0))
     except Exception as exc:  # decord raises its own DECORDError and RuntimeError types
-        raise InputError(f"cannot read video '{path}' with decord: {_short(exc)}") from None
+        raise InputError(f"cannot read video '{path}' with decord: {first_line(exc)}") from None
 
 
 def _iter_decord(path: Path, indices: Sequence[int] | None = None, batch: int = 16) -> Iterator[np.ndarray]:
@@ -227,7 +228,7 @@ def iter_frames(path: str | Path, backend: Backend = "auto") -> Iterator[np.ndar
     if not path.exists():
         raise InputError(f"input not found: '{path}'")
     if path.is_dir():
-        if not _image_files(path):
+        if not list_frame_files(path):
             raise InputError(f"no image frames ({', '.join(IMAGE_EXTENSIONS)}) in folder '{path}'")
         return _iter_frame_folder(path)
     if backend == "decord":
@@ -252,15 +253,12 @@ def read_frames(
         return frames
     wanted = [int(i) for i in indices]
     if path.is_dir():
-        files = _image_files(path)
+        files = list_frame_files(path)
         out = []
         for i in wanted:
             if not 0 <= i < len(files):
                 raise InputError(f"frame index {i} out of range for '{path}' ({len(files)} frames)")
-            bgr = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise InputError(f"cannot read image '{files[i]}'")
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            out.append(read_frame_rgb(files[i]))
         return out
     use_decord = backend == "decord"
     if backend == "auto":

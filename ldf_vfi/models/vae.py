@@ -64,7 +64,7 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import (
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from . import tiling as _tiling
 
 __all__ = [
@@ -306,7 +306,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
             return load_file(path, device="cpu")
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling, zip, safetensors-header and I/O errors all mean "not a state dict"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointMismatchError(f"cannot read {path} as a state dict of tensors: {first}") from None
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointMismatchError(f"{path} does not hold a flat state dict of tensors")

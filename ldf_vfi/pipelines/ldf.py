@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..data.temporal import upsample_temporal
 from ..diffusion import sampling_time_grid, timestep_ids
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..models._condition import concat_condition
 from ..models.tiling import TilingConfig
 from .flow import check_temporal_sf
@@ -200,7 +200,7 @@ class LDFVFIPipeline:
                 transformer_dir, subfolder=None, attention_type=attention_type
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise InputError(f"cannot load the LDF transformer from '{transformer_dir}': {first}") from None
         vae = WanVAE.from_original(vae_path, conditional=vae_type == "wan2_1_cond_v2")
         sp = init_sequence_parallel(sp_size)
