@@ -1,4 +1,5 @@
-"""The protocol picks the reference's frames; the SNU-FILM / X4K loaders read the reference layouts."""
+"""The protocol picks the reference's frames and does its arithmetic; the SNU-FILM / X4K loaders read the
+reference layouts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ldf_vfi.data import EvalClip, area_resize_truncate, parse_resolution
 from ldf_vfi.data.snu_film import find_snu_film_clips, resolve_listed_path
 from ldf_vfi.data.x4k import find_x4k_clips
 from ldf_vfi.errors import InputError
+from ldf_vfi.evaluation.aggregation import reference_fvd_order, reference_video_mean, video_mean
 from ldf_vfi.evaluation.protocol import contact_sheet_indices, plan_clip
 
 
@@ -145,3 +147,46 @@ def test_parse_resolution():
     assert parse_resolution(None) is None
     with pytest.raises(InputError, match="HEIGHTxWIDTH"):
         parse_resolution("720p")
+
+
+# -- the reference's arithmetic ----------------------------------------------------------------------
+
+
+def test_paper_fvd_plan_covers_every_ground_truth_frame():
+    """37 frames at 8x: inputs 0, 8, ..., 32 and a 4-frame tail. The paper's FVD takes frames 0-31 (two
+    sequences); 48 frames: inputs up to 40 and a 7-frame tail, three sequences instead of two."""
+    plan = plan_clip(37, 8, whole_sequence=True)
+    assert plan.input_indices == (0, 8, 16, 24, 32) and plan.tail == 4
+    assert plan.prediction_length == 37
+    assert plan.scored_indices == plan_clip(37, 8).scored_indices  # the tail is never scored
+    assert [list(w) for w in plan.fvd_windows(16)] == [list(range(16)), list(range(16, 32))]
+    assert len(plan_clip(48, 8, whole_sequence=True).fvd_windows(16)) == 3
+    assert len(plan_clip(48, 8).fvd_windows(16)) == 2  # frames 0-40 only
+    assert plan_clip(33, 16, whole_sequence=True).tail == 0
+
+
+def test_paper_averaging_is_the_mean_of_batch_means_over_an_8_way_split():
+    """calculate_metrics.py on 8 processes: process r scores frames r, r + 8, ... in batches of 8 and the
+    video's value is the mean of all batch means."""
+    # 10 frames: processes 0 and 1 get two frames (0, 8) and (1, 9), processes 2-7 one each.
+    values = [0.0] * 8 + [8.0, 8.0]
+    assert reference_video_mean(values) == pytest.approx((4.0 + 4.0 + 0 * 6) / 8)  # 1.0
+    assert video_mean(values, "frame") == pytest.approx(1.6)
+    assert video_mean(values, "paper") == pytest.approx(1.0)
+    # 73 frames: process 0 gets 10 frames (batches of 8 and 2), processes 1-7 get 9 (batches of 8 and 1):
+    # 16 batches. Frame 72 is the second of process 0's short batch, frame 71 the single one of process 7.
+    values = [0.0] * 73
+    values[72] = values[71] = 1.0
+    assert reference_video_mean(values) == pytest.approx((0.5 + 1.0) / 16)
+    assert video_mean(values, "frame") == pytest.approx(2 / 73)
+    # Exactly 8 processes and batches of 8, whoever runs it; a perfect frame (PSNR inf) stays inf.
+    assert reference_video_mean([1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert reference_video_mean([float("inf"), 30.0]) == float("inf")
+    assert np.isnan(reference_video_mean([]))
+
+
+def test_paper_fvd_order_is_the_reference_gather_order():
+    """Sorted names dealt round-robin to 8 processes, then concatenated by process."""
+    clips = [f"test--Type1--clip{i:02d}" for i in range(10)][::-1]
+    order = [c[-2:] for c in reference_fvd_order(clips)]
+    assert order == ["00", "08", "01", "09", "02", "03", "04", "05", "06", "07"]

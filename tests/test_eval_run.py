@@ -17,13 +17,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from ldf_vfi.data.snu_film import find_snu_film_clips
 from ldf_vfi.data.synthetic import MovingShapes
 from ldf_vfi.errors import LDFVFIError
 from ldf_vfi.evaluation import EvalSettings, compare_runs, evaluate_clip, plan_clip, run_evaluation
+from ldf_vfi.evaluation.baselines import get_baseline
 from ldf_vfi.evaluation.cli import main
 from ldf_vfi.evaluation.compare import main as compare_main
+from ldf_vfi.evaluation.runner import predict
 from ldf_vfi.evaluation.scoring import MetricSuite, WeightPaths
 from ldf_vfi.metrics.testing import write_random_metric_weights
 
@@ -81,15 +84,23 @@ def test_full_snu_film_run_writes_tables_and_resumes(snu_dir, weights_dir, tmp_p
     assert summary["num_videos"] == 2 and summary["num_missing"] == 0
     assert set(summary["metrics"]) == {"psnr", "ssim", "lpips", "flolpips", "fvd"}
     assert summary["skipped_metrics"] == {}
-    assert summary["fvd"]["num_sequences"] == 2  # one 16-frame sequence per 17-frame prediction
+    assert summary["fvd"]["num_sequences"] == 2  # one 16-frame sequence per 17- or 19-frame clip
+    assert summary["averaging"] == "paper" and summary["fvd"]["mode"] == "paper"
+    assert "not part of the reference protocol" in summary["protocol"]["flolpips"]
+    assert summary["protocol"]["psnr"].startswith("paper averaging")
     assert set(summary["per_subset"]) == {"GOPRO_test", "YouTube_test"}
-    # The protocol's frames: GT[::8] of 19 frames = 0, 8, 16; scored 1-7 and 9-15; 17, 18 never scored.
+    # The protocol's frames: GT[::8] of 19 frames = 0, 8, 16; scored 1-7 and 9-15; 17, 18 never scored but
+    # predicted (the last input held by the flow backend), for the paper's FVD over every GT frame.
     record = _load(out / "clips" / "test--YouTube_test--0000.json")
     assert record["frames"]["index"] == [*range(1, 8), *range(9, 16)]
     assert record["frames"]["name"][0] == "000001.png"
-    assert record["num_inputs"] == 3 and record["prediction_length"] == 17
-    # Per clip: the mean over frames (not over batches).
-    assert record["metrics"]["psnr"] == pytest.approx(np.mean(record["frames"]["psnr"]))
+    assert record["num_inputs"] == 3 and record["prediction_length"] == 19
+    # Per clip, paper averaging: 14 frames over 8 processes = ranks 0-5 two frames (j, j + 8), ranks 6-7 one;
+    # one batch each; the mean of the 8 batch means.
+    psnr = record["frames"]["psnr"]
+    batch_means = [(psnr[r] + psnr[r + 8]) / 2 for r in range(6)] + [psnr[6], psnr[7]]
+    assert record["metrics"]["psnr"] == pytest.approx(np.mean(batch_means), rel=1e-12)
+    assert record["metrics"]["psnr"] != pytest.approx(np.mean(psnr), rel=1e-9)
     assert summary["metrics"]["psnr"] == pytest.approx(
         np.mean([_load(p)["metrics"]["psnr"] for p in (out / "clips").glob("*.json")])
     )
@@ -98,13 +109,17 @@ def test_full_snu_film_run_writes_tables_and_resumes(snu_dir, weights_dir, tmp_p
     assert len(clip_rows) == 3
     assert len((out / "per_frame_metrics.csv").read_text().splitlines()) == 1 + 14 + 14
     table = (out / "results.md").read_text()
-    assert "| flow | snu_film | entire | 8x | 2 |" in table and "FVD ↓" in table
+    assert "| flow | snu_film | entire | 8x | 2 | paper |" in table and "FVD ↓" in table
+    assert "FLOLPIPS ↓ †" in table and "- †: not part of the reference protocol" in table
+    assert "- paper averaging: per video the mean of batch-of-8 means" in table
+    assert "- paper FVD mode: every ground-truth frame" in table
     assert table.splitlines()[0] in stdout
     assert _load(out / "args.json")["backend"] == "flow"
+    assert _load(out / "args.json")["averaging"] == "paper"
     sheet = cv2.imread(str(out / "contact_sheets" / "test--YouTube_test--0000.png"))
     assert sheet is not None and sheet.shape[1] >= 4 * 64
-    assert len(list((out / "pred" / "test--YouTube_test--0000").glob("*.png"))) == 17
-    assert len(list((out / "gt" / "test--YouTube_test--0000").glob("*.png"))) == 17
+    assert len(list((out / "pred" / "test--YouTube_test--0000").glob("*.png"))) == 19
+    assert len(list((out / "gt" / "test--YouTube_test--0000").glob("*.png"))) == 19
     assert len(list((out / "lq" / "test--YouTube_test--0000").glob("*.png"))) == 3
 
     records = sorted((out / "clips").glob("*.json"))
@@ -159,17 +174,83 @@ def test_flow_beats_frame_repetition(dataset, snu_dir, x4k_dir, tmp_path, capsys
     assert compare_main([str(tmp_path / "nothing")]) == 2
 
 
-def test_skipped_metrics_are_reported_not_zero(snu_dir, tmp_path, capsys):
+@pytest.mark.parametrize("weights", [None, "absent"])
+def test_skipped_metrics_are_reported_once_not_zero(weights, snu_dir, tmp_path, capsys, caplog):
+    """No weight flags, or a --weights_dir not made yet: the learned metrics are skipped with one note each,
+    logged once; the summary and results.md keep the note."""
     out = tmp_path / "run"
+    extra = ["--weights_dir", tmp_path / weights] if weights else []
+    caplog.set_level(logging.INFO, logger="ldf_vfi")
     code, stdout, _ = _evaluate(
-        capsys, "--dataset", "snu_film", "--data_dir", snu_dir, "--output_dir", out, "--max_videos", "1"
+        capsys,
+        "--dataset",
+        "snu_film",
+        "--data_dir",
+        snu_dir,
+        "--output_dir",
+        out,
+        "--max_videos",
+        "1",
+        *extra,
     )
     assert code == 0
     summary = _load(out / "summary.json")
     assert set(summary["metrics"]) == {"psnr", "ssim"} and summary["num_videos"] == 1
     assert set(summary["skipped_metrics"]) == {"lpips", "flolpips", "fvd"}
     assert "--i3d_weights" in summary["skipped_metrics"]["fvd"]
-    assert "fvd not computed" in stdout
+    assert sum("metric fvd skipped" in r.getMessage() for r in caplog.records) == 1
+    assert "fvd not computed" not in stdout  # already said at the start
+    assert "fvd not computed" in (out / "results.md").read_text()
+    record = _load(out / "clips" / "test--GOPRO_test--GOPR0384_11_00.json")
+    assert record["prediction_length"] == 17 and record["fvd_mode"] is None  # no FVD: no tail predicted
+
+
+def test_default_output_dir_names_the_backend():
+    from ldf_vfi.evaluation.cli import build_parser, settings_from_args
+
+    def output_dir(*argv):
+        args = build_parser().parse_args(["--data_dir", "d", *argv])
+        return str(settings_from_args(args).output_dir)
+
+    assert output_dir("--dataset", "snu_film", "--backend", "repeat") == "runs/eval_snu_film-8x-repeat"
+    assert output_dir("--dataset", "snu_film", "--backend", "blend") == "runs/eval_snu_film-8x-blend"
+    assert output_dir("--dataset", "x4k", "--task", "4k") == "runs/eval_x4k-4k-16x-flow"
+    settings = settings_from_args(build_parser().parse_args(["--data_dir", "d", "--dataset", "video_folder"]))
+    assert (settings.averaging, settings.fvd_mode) == ("frame", "interpolated")
+    settings = settings_from_args(build_parser().parse_args(["--data_dir", "d", "--dataset", "x4k"]))
+    assert (settings.averaging, settings.fvd_mode) == ("paper", "paper")
+
+
+def test_paper_fvd_scores_every_ground_truth_frame(weights_dir, tmp_path, capsys):
+    """A 32-frame clip at 8x has inputs 0, 8, 16, 24: the paper's FVD takes frames 0-31 (two sequences), the
+    interpolated mode frames 0-24 (one). The tail 25-31 is the last input held (repeat backend)."""
+    data = tmp_path / "SNU-FILM"
+    _render(data / "test" / "GOPRO_test" / "long", 32, seed=4, step=0.5)
+    _render(data / "test" / "YouTube_test" / "keyed", 33, seed=5, step=0.5)  # ends on an input: no tail
+    for mode, sequences in (("paper", 4), ("interpolated", 3)):
+        out = tmp_path / mode
+        argv = ["--dataset", "snu_film", "--data_dir", data, "--output_dir", out, "--backend", "repeat"]
+        argv += ["--metrics", "psnr,fvd", "--weights_dir", weights_dir, "--fvd_mode", mode, "--save_pred"]
+        assert _evaluate(capsys, *argv, "--no_contact_sheets")[0] == 0
+        summary = _load(out / "summary.json")
+        assert summary["fvd"]["num_sequences"] == sequences and summary["fvd"]["mode"] == mode
+        assert summary["fvd_mode"] == mode and f"- {mode} FVD mode" in (out / "results.md").read_text()
+    record = _load(tmp_path / "paper" / "clips" / "test--GOPRO_test--long.json")
+    assert record["prediction_length"] == 32 and record["fvd_sequences"] == 2
+    pred = sorted((tmp_path / "paper" / "pred" / "test--GOPRO_test--long").glob("*.png"))
+    assert len(pred) == 32
+    last_input = cv2.imread(str(data / "test" / "GOPRO_test" / "long" / "000024.png"))
+    assert all(np.array_equal(cv2.imread(str(p)), last_input) for p in pred[24:])
+    # The value: float32 statistics over the sequences in the reference's gather order.
+    from ldf_vfi.evaluation.aggregation import reference_fvd_order
+    from ldf_vfi.metrics import frechet_distance
+
+    logits = [np.load(tmp_path / "paper" / "clips" / f"{c}.fvd.npz") for c in reference_fvd_order(
+        ["test--YouTube_test--keyed", "test--GOPRO_test--long"])]  # fmt: skip
+    expected = frechet_distance(
+        np.concatenate([x["pred"] for x in logits]), np.concatenate([x["gt"] for x in logits]), torch.float32
+    )
+    assert _load(tmp_path / "paper" / "summary.json")["fvd"]["value"] == expected
 
 
 @pytest.mark.parametrize(
@@ -240,6 +321,23 @@ def test_backend_with_wrong_frame_count_is_caught(snu_dir, tmp_path):
     with pytest.raises(LDFVFIError, match="returned 3 frames .* expected 17"):
         evaluate_clip(clip, plan_clip(len(clip), 8), _ShortBackend(), suite, settings)
     assert not (tmp_path / "clips").exists()
+
+
+class _ExtrapolatingBackend:
+    """Marks its frames: 1 for interpolated, 2 for extrapolated tail frames."""
+
+    def interpolate(self, frames, temporal_sf, *, tail_frames=0):
+        count = (len(list(frames)) - 1) * temporal_sf + 1
+        yield from [np.ones((2, 2, 3), np.uint8)] * count + [np.full((2, 2, 3), 2, np.uint8)] * tail_frames
+
+
+def test_predict_tail_from_the_backend_or_the_last_input_held():
+    inputs = [np.full((2, 2, 3), v, np.uint8) for v in (10, 20, 30)]
+    made = [int(f[0, 0, 0]) for f in predict(_ExtrapolatingBackend(), iter(inputs), 4, tail=3)]
+    assert made == [1] * 9 + [2] * 3
+    held = [int(f[0, 0, 0]) for f in predict(get_baseline("repeat"), iter(inputs), 4, tail=3)]
+    assert held == [10, 10, 10, 20, 20, 20, 20, 30, 30, 30, 30, 30]
+    assert len(list(predict(get_baseline("blend"), iter(inputs), 4))) == 9
 
 
 @pytest.mark.distributed

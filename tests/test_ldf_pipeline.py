@@ -46,6 +46,18 @@ def test_output_frame_count(n, sf):
     assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in out)
 
 
+def test_tail_frames_extend_the_timeline_without_changing_the_rest():
+    """The evaluation's tail: slots after the last input come from the model's own N * sf timeline (here the
+    last window, which the plain cut does not need for its last kept frames); earlier frames are unchanged."""
+    n, sf = 3, 8  # timeline 24 slots; plain output 17 frames, all from the first window [0, 20)
+    plain = tiny_pipeline()(frames(n), sf)
+    longer = list(tiny_pipeline().interpolate(frames(n), sf, tail_frames=7))
+    assert len(plain) == 17 and len(longer) == 24
+    assert all(np.array_equal(a, b) for a, b in zip(plain, longer))
+    with pytest.raises(InputError, match="tail_frames must be in 0..7"):
+        tiny_pipeline().interpolate(frames(n), sf, tail_frames=8)
+
+
 def test_seed_makes_it_deterministic():
     first = tiny_pipeline(seed=1)(frames(5), 4)
     again = tiny_pipeline(seed=1)(frames(5), 4)

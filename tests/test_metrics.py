@@ -278,6 +278,27 @@ def test_i3d_full_layout_and_tiny_checkpoint(weights):
     assert torch.allclose(net(x[:1]), out[:1], atol=1e-5)  # batch-independent in eval mode
 
 
+def test_i3d_batchnorm_uses_the_reference_eps(weights):
+    """BatchNorm as metrics/fvd/pytorch_i3d.py:81 builds it, eps 1e-5: with small running variances (as in a
+    trained network) eps 1e-3 would change the features several-fold."""
+    net = InceptionI3D.from_file(weights["i3d"])
+    unit = net.Conv3d_1a_7x7
+    g = torch.Generator().manual_seed(3)
+    unit.bn.running_mean.copy_(torch.randn(unit.bn.num_features, generator=g) * 0.3)
+    unit.bn.running_var.copy_(torch.rand(unit.bn.num_features, generator=g) * 1e-3 + 1e-4)
+    unit.bn.weight.data.copy_(torch.rand(unit.bn.num_features, generator=g) + 0.5)
+    unit.bn.bias.data.copy_(torch.randn(unit.bn.num_features, generator=g) * 0.1)
+    x = torch.rand(1, 3, 16, 32, 32, generator=g) * 2 - 1
+    conv = F.conv3d(F.pad(x, (2, 3, 2, 3, 2, 3)), unit.conv3d.weight, stride=2)  # SAME: 7 taps, stride 2
+    shape = (1, -1, 1, 1, 1)
+    bn = unit.bn
+    normed = (conv - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + 1e-5)
+    expected = torch.relu(normed * bn.weight.view(shape) + bn.bias.view(shape))
+    with torch.no_grad():
+        assert torch.allclose(unit(x), expected, atol=1e-4, rtol=1e-4)
+    assert bn.momentum == 0.001
+
+
 def test_frechet_distance_matches_scipy_sqrtm():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(60, 6))

@@ -19,8 +19,17 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
+from .aggregation import AVERAGINGS, FVD_MODES
 from .baselines import BASELINES
-from .runner import DATASETS, EvalSettings, default_task, default_temporal_sf, run_evaluation
+from .runner import (
+    DATASETS,
+    EvalSettings,
+    default_averaging,
+    default_fvd_mode,
+    default_task,
+    default_temporal_sf,
+    run_evaluation,
+)
 from .scoring import ALL_METRICS, DEFAULT_METRICS, WeightPaths, parse_metric_list
 
 
@@ -66,7 +75,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--output_dir",
         default=None,
-        help="results folder (default runs/eval_<dataset>-<sf>x); rerun to resume",
+        help="results folder (default runs/eval_<dataset>[-<task>]-<sf>x-<backend>, the task when not the "
+        "default); rerun to resume",
     )
     out.add_argument("--method_name", default=None, help="row label in the tables (default: the backend)")
     out.add_argument("--save_pred", action="store_true", help="keep the predicted frames (pred/<clip>)")
@@ -103,7 +113,25 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument(
         "--pwcnet_weights", default=None, help="PWC-Net network-default.pytorch for FloLPIPS"
     )
-    metrics.add_argument("--batch_size", type=int, default=8, help="frames per metric batch (default 8)")
+    metrics.add_argument(
+        "--averaging",
+        choices=AVERAGINGS,
+        default=None,
+        help="per-video PSNR/SSIM/LPIPS: paper = the reference's calculate_metrics.py arithmetic (mean of "
+        "batch-of-8 means over its 8-process split; default on snu_film and x4k), frame = plain mean over "
+        "the scored frames (default on video_folder)",
+    )
+    metrics.add_argument(
+        "--fvd_mode",
+        choices=FVD_MODES,
+        default=None,
+        help="paper = every ground-truth frame, the tail after the last input included (predicted by the "
+        "ldf model, the last input held by other backends), float32 statistics, as calculate_fvd.py "
+        "(default on snu_film and x4k); interpolated = frames 0..(N-1)*sf only, float64",
+    )
+    metrics.add_argument(
+        "--batch_size", type=int, default=8, help="frames per metric batch (default 8; no effect on values)"
+    )
     metrics.add_argument(
         "--fvd_max_sequences", type=int, default=2048, help="cap on 16-frame FVD sequences (default 2048)"
     )
@@ -144,10 +172,21 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     )
     backend = resolve_backend(args)
     options = {} if backend in BASELINES else backend_options(args, backend)
-    output_dir = Path(args.output_dir or f"runs/eval_{args.dataset}-{sf}x")
+    # The backend in the default folder: flow, repeat and blend runs can follow one another without clashing.
+    task_part = "" if task == default_task(args.dataset) else f"-{task}"
+    output_dir = Path(args.output_dir or f"runs/eval_{args.dataset}{task_part}-{sf}x-{backend}")
     # The effective flags (resolved defaults included): args.json, so ``--config args.json`` repeats the run.
     recorded = effective_config(args)
-    recorded.update(task=task, temporal_sf=sf, backend=backend, output_dir=str(output_dir))
+    averaging = args.averaging or default_averaging(args.dataset)
+    fvd_mode = args.fvd_mode or default_fvd_mode(args.dataset)
+    recorded.update(
+        task=task,
+        temporal_sf=sf,
+        backend=backend,
+        output_dir=str(output_dir),
+        averaging=averaging,
+        fvd_mode=fvd_mode,
+    )
     return EvalSettings(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -172,6 +211,8 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
         device=args.device,
         sp_size=args.sp_size if backend == "ldf" else 1,
         fvd_max_sequences=args.fvd_max_sequences,
+        averaging=averaging,
+        fvd_mode=fvd_mode,
         dataset_config=dataset_config,
         args=recorded,
     )
@@ -184,7 +225,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if summary is not None:
         from .results import TABLE_FILE, render_table
 
-        print(render_table([summary]), end="")
+        print(render_table([summary], skipped=False), end="")  # skipped metrics were logged at the start
         print(f"results in {settings.output_dir} ({TABLE_FILE}, summary.json, per_clip_metrics.csv)")
         if summary["num_missing"]:
             print(

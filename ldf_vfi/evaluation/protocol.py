@@ -3,13 +3,17 @@
 The reference evaluates whole sequences: the low-frame-rate input is ``GT[::sf]``; a prediction is made
 on the ``sf``-times denser timeline; PSNR / SSIM / LPIPS / FloLPIPS score only the interior frames of
 *complete* blocks ``[k sf, (k + 1) sf]`` (both key frames present), and frames after the last key frame
-(a tail with no closing key) are not scored. With the usual 33-frame X4K clips at ``sf = 16``: inputs
-0, 16, 32 and scored frames 1-15 and 17-31.
+(a tail with no closing key) are not scored (reference: calculate_metrics.py:183-225). With the usual
+33-frame X4K clips at ``sf = 16``: inputs 0, 16, 32 and scored frames 1-15 and 17-31.
 
-A prediction therefore only needs to cover frames ``0 .. (N_in - 1) sf``: that is exactly what every
-backend returns for ``N_in`` inputs, ``(N_in - 1) sf + 1`` frames. FVD runs on consecutive 16-frame
-sequences of that covered range (key frames included; the reference also counted generated frames past
-the last key, which no interpolator can know).
+FVD runs on consecutive 16-frame sequences. Which frames, depends on the FVD mode:
+
+- ``paper`` (the reference): *every* ground-truth frame, the tail after the last input included
+  (calculate_fvd.py:118-119, 225-232). The reference's sampler fills ``N sf`` timeline slots and its eval
+  scripts keep the first ``len(GT)`` of them (eval_snu_film.py:203), so the prediction must also cover the
+  ``tail`` frames after the last input: the LDF model extrapolates them on its own timeline, other backends
+  hold the last input frame (see :func:`ldf_vfi.evaluation.runner.predict`).
+- ``interpolated``: only frames ``0 .. (N_in - 1) sf``, which every interpolator covers without extrapolating.
 """
 
 from __future__ import annotations
@@ -22,17 +26,22 @@ from ..metrics.fvd import fvd_windows
 
 @dataclass(frozen=True)
 class ClipPlan:
-    """The protocol applied to one sequence of ``num_frames`` ground-truth frames at factor ``sf``."""
+    """The protocol applied to one sequence of ``num_frames`` ground-truth frames at factor ``sf``.
+
+    ``tail`` is the number of frames after the last input that the prediction must cover too (0, or all the
+    ground truth has there in the ``paper`` FVD mode).
+    """
 
     num_frames: int
     sf: int
     input_indices: tuple[int, ...]
     scored_indices: tuple[int, ...]
+    tail: int = 0
 
     @property
     def prediction_length(self) -> int:
-        """Frames a backend returns for the inputs: ``(N_in - 1) sf + 1``, GT indices ``0 ..``."""
-        return (len(self.input_indices) - 1) * self.sf + 1
+        """Frames the prediction holds, GT indices ``0 ..``: ``(N_in - 1) sf + 1`` interpolated, plus ``tail``."""
+        return (len(self.input_indices) - 1) * self.sf + 1 + self.tail
 
     def block_keys(self, index: int) -> tuple[int, int]:
         """The two key (input) frames around a scored frame: ``(b, b + sf)``."""
@@ -48,8 +57,9 @@ class ClipPlan:
         return fvd_windows(self.prediction_length, length)
 
 
-def plan_clip(num_frames: int, sf: int, name: str = "clip") -> ClipPlan:
-    """Inputs ``0, sf, 2 sf, ...`` (``GT[::sf]``) and the scored interior frames of complete blocks.
+def plan_clip(num_frames: int, sf: int, name: str = "clip", whole_sequence: bool = False) -> ClipPlan:
+    """Inputs ``0, sf, 2 sf, ...`` (``GT[::sf]``) and the scored interior frames of complete blocks;
+    ``whole_sequence``: the prediction covers every ground-truth frame (``paper`` FVD mode).
 
     A sequence needs ``sf + 1`` frames for one complete block; fewer is an :class:`InputError`.
     """
@@ -61,7 +71,8 @@ def plan_clip(num_frames: int, sf: int, name: str = "clip") -> ClipPlan:
         )
     inputs = tuple(range(0, num_frames, sf))
     scored = tuple(j for start in inputs[:-1] for j in range(start + 1, start + sf))
-    return ClipPlan(num_frames=num_frames, sf=sf, input_indices=inputs, scored_indices=scored)
+    tail = num_frames - 1 - inputs[-1] if whole_sequence else 0
+    return ClipPlan(num_frames=num_frames, sf=sf, input_indices=inputs, scored_indices=scored, tail=tail)
 
 
 def contact_sheet_indices(plan: ClipPlan, rows: int = 3) -> list[int]:

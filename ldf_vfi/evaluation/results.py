@@ -11,8 +11,10 @@ Layout of ``--output_dir``::
     summary.json                 means over videos, per subset, FVD, skipped metrics, timing
     results.md                   method x metric table
 
-Aggregation (fixing spec 11 bug 17): a clip's value is the mean over its scored *frames*; the dataset value
-is the unweighted mean over clips (as the reference); FVD pools the sequences of all clips.
+Aggregation (:mod:`ldf_vfi.evaluation.aggregation`): a clip's value comes from its per-frame values, with the
+reference's arithmetic (``paper`` averaging) or as their plain mean (``frame``), recomputed here from the
+records, so a rerun with the other averaging needs no new scoring; the dataset value is the unweighted mean
+over clips (as the reference); FVD pools the sequences of all clips (order and precision by FVD mode).
 
 ``python -m ldf_vfi.evaluation.compare RUN_DIR [RUN_DIR ...]`` prints one markdown table comparing runs.
 """
@@ -29,6 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics.fvd import FVD_MAX_SEQUENCES, FVD_SEQUENCE_LENGTH, frechet_distance
+from .aggregation import (
+    AVERAGING_NOTES,
+    FVD_NOTES,
+    NOT_REFERENCE_METRICS,
+    NOT_REFERENCE_NOTE,
+    fvd_dtype,
+    reference_fvd_order,
+    video_mean,
+)
 from .scoring import ALL_METRICS, FRAME_METRICS, HIGHER_IS_BETTER
 
 CLIPS_DIR = "clips"
@@ -36,9 +47,6 @@ SUMMARY_FILE = "summary.json"
 TABLE_FILE = "results.md"
 CLIP_CSV = "per_clip_metrics.csv"
 FRAME_CSV = "per_frame_metrics.csv"
-AGGREGATION = (
-    "mean over scored frames per clip, then unweighted mean over clips; FVD over all 16-frame sequences"
-)
 _DIGITS = {"psnr": 2, "ssim": 4, "ssim2d": 4, "lpips": 4, "flolpips": 4, "fvd": 2}
 
 
@@ -73,14 +81,17 @@ def save_clip_fvd(output_dir: Path, clip_id: str, pred: np.ndarray, gt: np.ndarr
     os.replace(tmp, path)
 
 
-def is_complete(record: dict | None, metrics: Sequence[str], output_dir: Path) -> bool:
-    """Whether a finished clip already holds every requested metric (so a rerun can skip it)."""
+def is_complete(record: dict | None, metrics: Sequence[str], output_dir: Path, fvd_mode: str) -> bool:
+    """Whether a finished clip already holds every requested metric (so a rerun can skip it); its FVD
+    sequences count only when they were taken in ``fvd_mode`` (another frame set is rescored)."""
     if record is None:
         return False
     frame_metrics = [m for m in metrics if m in FRAME_METRICS]
     if any(m not in record.get("metrics", {}) for m in frame_metrics):
         return False
-    return "fvd" not in metrics or clip_fvd_path(output_dir, record["clip"]).is_file()
+    if "fvd" not in metrics:
+        return True
+    return record.get("fvd_mode") == fvd_mode and clip_fvd_path(output_dir, record["clip"]).is_file()
 
 
 def _mean(values) -> float:
@@ -99,8 +110,16 @@ def _strict(value):
     return value
 
 
-def pooled_fvd(output_dir: Path, clip_ids: Sequence[str], max_sequences: int = FVD_MAX_SEQUENCES) -> dict:
-    """FVD over the sequences of ``clip_ids`` (in that order, at most ``max_sequences``)."""
+def pooled_fvd(
+    output_dir: Path,
+    clip_ids: Sequence[str],
+    max_sequences: int = FVD_MAX_SEQUENCES,
+    fvd_mode: str = "paper",
+) -> dict:
+    """FVD over the sequences of ``clip_ids``, at most ``max_sequences``: the first ones in the reference's
+    gather order (``paper`` mode, float32 statistics) or in the given order (float64)."""
+    if fvd_mode == "paper":
+        clip_ids = reference_fvd_order(clip_ids)
     pred, gt = [], []
     for clip_id in clip_ids:
         path = clip_fvd_path(output_dir, clip_id)
@@ -113,12 +132,14 @@ def pooled_fvd(output_dir: Path, clip_ids: Sequence[str], max_sequences: int = F
     gt_all = np.concatenate(gt)[:max_sequences] if gt else np.zeros((0, 0))
     result = {
         "value": float("nan"),
+        "mode": fvd_mode,
+        "frames": FVD_NOTES[fvd_mode],
         "num_sequences": int(pred_all.shape[0]),
         "sequence_length": FVD_SEQUENCE_LENGTH,
         "max_sequences": max_sequences,
     }
     if pred_all.shape[0] >= 2:
-        result["value"] = frechet_distance(pred_all, gt_all)
+        result["value"] = frechet_distance(pred_all, gt_all, dtype=fvd_dtype(fvd_mode))
     else:
         result["note"] = "fewer than 2 sequences of 16 frames: FVD is undefined"
     return result
@@ -128,7 +149,7 @@ def merge_results(output_dir: Path, clips: Sequence[tuple[str, str]], run: dict)
     """Read every finished clip of ``clips`` (``(clip_id, subset)``), write the tables, return the summary.
 
     ``run`` carries what describes the run in the summary (method, dataset, task, temporal_sf, resolution,
-    metrics, skipped_metrics, weights, args).
+    metrics, skipped_metrics, weights, averaging, fvd_mode, args).
     """
     output_dir = Path(output_dir)
     records, missing = [], []
@@ -139,6 +160,10 @@ def merge_results(output_dir: Path, clips: Sequence[tuple[str, str]], run: dict)
         else:
             records.append(record)
     metrics = [m for m in run["metrics"] if m in FRAME_METRICS]
+    averaging, fvd_mode = run.get("averaging", "paper"), run.get("fvd_mode", "paper")
+    for record in records:  # the clip values under this run's averaging, from the per-frame values
+        frames = record["frames"]
+        record["metrics"] = {m: video_mean(frames[m], averaging) for m in record["metrics"] if m in frames}
 
     def means(rows: list[dict]) -> dict:
         return {m: _mean(r["metrics"][m] for r in rows if m in r["metrics"]) for m in metrics}
@@ -158,14 +183,16 @@ def merge_results(output_dir: Path, clips: Sequence[tuple[str, str]], run: dict)
         "fvd": None,
         "skipped_metrics": run.get("skipped_metrics", {}),
         "weights": run.get("weights", {}),
-        "aggregation": AGGREGATION,
+        "averaging": averaging,
+        "fvd_mode": fvd_mode if "fvd" in run["metrics"] else None,
+        "protocol": _protocol_notes(run["metrics"], averaging, fvd_mode),
     }
     for subset in dict.fromkeys(r["subset"] for r in records):
         rows = [r for r in records if r["subset"] == subset]
         summary["per_subset"][subset] = {"num_videos": len(rows), **means(rows)}
     if "fvd" in run["metrics"]:
         cap = run.get("fvd_max_sequences", FVD_MAX_SEQUENCES)
-        summary["fvd"] = pooled_fvd(output_dir, [r["clip"] for r in records], cap)
+        summary["fvd"] = pooled_fvd(output_dir, [r["clip"] for r in records], cap, fvd_mode)
         summary["metrics"]["fvd"] = summary["fvd"]["value"]
     interpolated = sum(r["prediction_length"] - r["num_inputs"] for r in records)
     seconds = sum(r.get("interpolation_seconds", 0.0) for r in records)
@@ -178,6 +205,19 @@ def merge_results(output_dir: Path, clips: Sequence[tuple[str, str]], run: dict)
     table = render_table([summary])
     (output_dir / TABLE_FILE).write_text(table)
     return summary
+
+
+def _protocol_notes(metrics: Sequence[str], averaging: str, fvd_mode: str) -> dict[str, str]:
+    """For each reported metric, how its number was made (the ``protocol`` entry of the summary)."""
+    notes = {}
+    for metric in metrics:
+        if metric == "fvd":
+            notes[metric] = f"{fvd_mode} FVD mode: {FVD_NOTES[fvd_mode]}"
+        else:
+            notes[metric] = f"{averaging} averaging: {AVERAGING_NOTES[averaging]}"
+        if metric in NOT_REFERENCE_METRICS:
+            notes[metric] += f"; {NOT_REFERENCE_NOTE}"
+    return notes
 
 
 def _write_clip_csv(path: Path, records: list[dict], metrics: list[str]) -> None:
@@ -225,19 +265,17 @@ def _format(metric: str, value) -> str:
     return f"{value:.{_DIGITS.get(metric, 4)}f}"
 
 
-def render_table(summaries: Sequence[dict]) -> str:
-    """Markdown table, one row per run (method x metric), with the protocol in the first columns."""
+def render_table(summaries: Sequence[dict], skipped: bool = True) -> str:
+    """Markdown table, one row per run (method x metric), with the protocol in the first columns and, per
+    row, the averaging and FVD mode behind the numbers; notes below say what those mean, which metrics are
+    not part of the reference protocol (marked †) and, with ``skipped``, which metrics were not computed."""
     metrics = [m for m in ALL_METRICS if any(m in s.get("metrics", {}) for s in summaries)]
+    frame_metrics = [m for m in metrics if m != "fvd"]
     arrows = {m: "↑" if HIGHER_IS_BETTER[m] else "↓" for m in metrics}
-    head = [
-        "method",
-        "dataset",
-        "task",
-        "sf",
-        "videos",
-        *(f"{m.upper()} {arrows[m]}" for m in metrics),
-        "s/frame",
-    ]
+    marks = {m: " †" if m in NOT_REFERENCE_METRICS else "" for m in metrics}
+    head = ["method", "dataset", "task", "sf", "videos", *(["averaging"] if frame_metrics else [])]
+    head += [f"{m.upper()} {arrows[m]}{marks[m]}" for m in metrics]
+    head += [*(["FVD mode"] if "fvd" in metrics else []), "s/frame"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for s in summaries:
         spf = s.get("seconds_per_interpolated_frame")
@@ -247,12 +285,24 @@ def render_table(summaries: Sequence[dict]) -> str:
             str(s["task"]),
             f"{s['temporal_sf']}x",
             str(s["num_videos"]) + (f" ({s['num_missing']} missing)" if s.get("num_missing") else ""),
+            *([s.get("averaging") or "–"] if frame_metrics else []),
             *(_format(m, s["metrics"].get(m)) for m in metrics),
+            *([s.get("fvd_mode") or "–"] if "fvd" in metrics else []),
             f"{spf:.3g}" if isinstance(spf, (int, float)) and math.isfinite(spf) else "–",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     notes = []
-    for s in summaries:
+    if frame_metrics:
+        for averaging in dict.fromkeys(s.get("averaging") for s in summaries):
+            if averaging in AVERAGING_NOTES:
+                notes.append(f"- {averaging} averaging: {AVERAGING_NOTES[averaging]}")
+    if "fvd" in metrics:
+        for mode in dict.fromkeys(s.get("fvd_mode") for s in summaries):
+            if mode in FVD_NOTES:
+                notes.append(f"- {mode} FVD mode: {FVD_NOTES[mode]}")
+    if any(marks.values()):
+        notes.append(f"- †: {NOT_REFERENCE_NOTE}")
+    for s in summaries if skipped else ():
         for metric, reason in s.get("skipped_metrics", {}).items():
             notes.append(f"- {s['method']}: {metric} not computed ({reason})")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

@@ -14,6 +14,7 @@ for one still working on a long sequence.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,7 @@ from ..distributed import ProcessInfo, process_info, shard_for_process
 from ..errors import InputError, LDFVFIError
 from ..io import VideoWriter
 from ..metrics.fvd import FVD_MAX_SEQUENCES, FVD_SEQUENCE_LENGTH
+from .aggregation import AVERAGINGS, FVD_MODES, check_choice, video_mean
 from .baselines import BASELINES, get_baseline
 from .contact_sheet import SheetRow, save_contact_sheet
 from .protocol import ClipPlan, contact_sheet_indices, plan_clip
@@ -55,6 +57,16 @@ BARRIER_TIMEOUT = datetime.timedelta(days=7)
 
 def default_task(dataset: str) -> str:
     return {"snu_film": "entire", "x4k": "1k", "video_folder": "test"}[dataset]
+
+
+def default_averaging(dataset: str) -> str:
+    """``paper`` (the reference's arithmetic) on the paper's datasets, ``frame`` on other folders."""
+    return "frame" if dataset == "video_folder" else "paper"
+
+
+def default_fvd_mode(dataset: str) -> str:
+    """``paper`` (every ground-truth frame) on the paper's datasets, ``interpolated`` on other folders."""
+    return "interpolated" if dataset == "video_folder" else "paper"
 
 
 def default_temporal_sf(dataset: str, task: str) -> int:
@@ -112,6 +124,8 @@ class EvalSettings:
     device: str = "auto"
     sp_size: int = 1
     fvd_max_sequences: int = FVD_MAX_SEQUENCES
+    averaging: str | None = None
+    fvd_mode: str | None = None
     dataset_config: DatasetConfig | None = None
     args: dict = field(default_factory=dict)
 
@@ -126,6 +140,10 @@ class EvalSettings:
                 f"--task {self.task} is a triplet protocol (one middle frame): --temporal_sf must be 2"
             )
         self.method = self.method or self.backend
+        self.averaging = check_choice(
+            "--averaging", self.averaging or default_averaging(self.dataset), AVERAGINGS
+        )
+        self.fvd_mode = check_choice("--fvd_mode", self.fvd_mode or default_fvd_mode(self.dataset), FVD_MODES)
         self.output_dir = Path(self.output_dir)
         if self.batch_size < 1:
             raise InputError(f"--batch_size must be positive, got {self.batch_size}")
@@ -154,9 +172,36 @@ def _jsonable(value):
 
 
 class Interpolator(Protocol):
-    """What the harness needs from a backend: ``(N - 1) sf + 1`` uint8 RGB frames for ``N`` inputs."""
+    """What the harness needs from a backend: ``(N - 1) sf + 1`` uint8 RGB frames for ``N`` inputs.
+
+    A backend whose ``interpolate`` takes a keyword ``tail_frames`` (the LDF pipeline) can also predict
+    frames after the last input; see :func:`predict`.
+    """
 
     def interpolate(self, frames: Iterable[np.ndarray], temporal_sf: int) -> Iterator[np.ndarray]: ...
+
+
+def predict(
+    interpolator: Interpolator, frames: Iterable[np.ndarray], temporal_sf: int, tail: int = 0
+) -> Iterator[np.ndarray]:
+    """The backend's frames, then ``tail`` more after the last input (the ``paper`` FVD mode needs every
+    ground-truth frame). A backend that can extrapolate on its timeline (``interpolate(...,
+    tail_frames=k)``, the LDF model, as the reference) makes them itself; for the others (flow, repeat,
+    blend) the last input frame is held, which is what frame repetition would show there."""
+    if tail == 0:
+        return iter(interpolator.interpolate(frames, temporal_sf))
+    if "tail_frames" in inspect.signature(interpolator.interpolate).parameters:
+        return iter(interpolator.interpolate(frames, temporal_sf, tail_frames=tail))
+    return _hold_last(interpolator.interpolate(frames, temporal_sf), tail)
+
+
+def _hold_last(stream: Iterable[np.ndarray], count: int) -> Iterator[np.ndarray]:
+    last = None
+    for last in stream:
+        yield last
+    if last is not None:
+        for _ in range(count):
+            yield last
 
 
 def make_interpolator(backend: str, options: dict) -> Interpolator:
@@ -253,7 +298,7 @@ def evaluate_clip(
                 outputs.write("lq", frame)
             yield frame
 
-    stream = interpolator.interpolate(inputs(), plan.sf)
+    stream = predict(interpolator, inputs(), plan.sf, plan.tail)
     if suite is None:
         for _ in stream:
             pass
@@ -354,6 +399,7 @@ def evaluate_clip(
 
     total = time.perf_counter() - start
     order = np.argsort(indices)
+    in_order = {m: [v[i] for i in order] for m, v in values.items()}
     record = {
         "clip": clip.clip_id,
         "subset": clip.subset,
@@ -362,12 +408,14 @@ def evaluate_clip(
         "num_scored": len(indices),
         "prediction_length": plan.prediction_length,
         "fingerprint": settings.fingerprint(),
-        "metrics": {m: float(np.mean(v)) for m, v in values.items()},
+        "averaging": settings.averaging,
+        "metrics": {m: video_mean(v, settings.averaging) for m, v in in_order.items()},
         "frames": {
             "index": [int(indices[i]) for i in order],
             "name": [clip.frame_name(int(indices[i])) for i in order],
-            **{m: [v[i] for i in order] for m, v in values.items()},
+            **in_order,
         },
+        "fvd_mode": settings.fvd_mode if features is not None else None,
         "fvd_sequences": int(sum(len(x) for x in logits_pred)),
         "interpolation_seconds": max(total - metric_seconds - load_seconds, 0.0),
         "metric_seconds": metric_seconds,
@@ -412,9 +460,8 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
     )
     if settings.max_videos is not None:
         clips = clips[: settings.max_videos]
-    plans = {
-        clip.clip_id: plan_clip(len(clip), settings.temporal_sf, f"clip '{clip.clip_id}'") for clip in clips
-    }
+    for clip in clips:  # a clip too short for the protocol stops the run before any model is loaded
+        plan_clip(len(clip), settings.temporal_sf, f"clip '{clip.clip_id}'")
     _check_previous_records(settings, clips)
     output_dir = Path(settings.output_dir)
 
@@ -425,6 +472,15 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
     # must make the same skip decisions, so every rank builds the suite.
     leads_group = info.rank % settings.sp_size == 0
     suite = MetricSuite.build(settings.metrics, settings.weights, device)
+    if info.is_main:  # once per run, not once per process
+        for name, reason in suite.skipped.items():
+            logger.warning("metric %s skipped: %s", name, reason)
+    # The paper's FVD scores every ground-truth frame, so the prediction then covers the tail as well.
+    whole = suite.fvd and settings.fvd_mode == "paper"
+    plans = {
+        clip.clip_id: plan_clip(len(clip), settings.temporal_sf, f"clip '{clip.clip_id}'", whole)
+        for clip in clips
+    }
     mine = shard_for_process(clips, info, sp_size=settings.sp_size)
     if info.is_main:
         write_json_atomic(output_dir / "args.json", settings.args)
@@ -434,7 +490,7 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
     )
     for clip in progress:
         if not settings.overwrite and is_complete(
-            load_clip_record(output_dir, clip.clip_id), suite.names, output_dir
+            load_clip_record(output_dir, clip.clip_id), suite.names, output_dir, settings.fvd_mode
         ):
             logger.info("%s already scored, skipping", clip.clip_id)
             continue
@@ -461,6 +517,8 @@ def run_evaluation(settings: EvalSettings) -> dict | None:
         "skipped_metrics": suite.skipped,
         "weights": suite.weight_files,
         "fvd_max_sequences": settings.fvd_max_sequences,
+        "averaging": settings.averaging,
+        "fvd_mode": settings.fvd_mode,
         "args": settings.args,
     }
     return merge_results(output_dir, [(c.clip_id, c.subset) for c in clips], run)
@@ -470,10 +528,13 @@ __all__ = [
     "DATASETS",
     "EvalSettings",
     "Interpolator",
+    "default_averaging",
+    "default_fvd_mode",
     "default_task",
     "default_temporal_sf",
     "evaluate_clip",
     "find_clips",
     "make_interpolator",
+    "predict",
     "run_evaluation",
 ]

@@ -3,12 +3,12 @@
 Frame metrics (``psnr``, ``ssim``, ``ssim2d``, ``lpips``, ``flolpips``) return one value per scored frame;
 ``fvd`` collects I3D logits of 16-frame sequences per clip, and the distance is computed over all clips at
 the end (:mod:`ldf_vfi.evaluation.results`). A learned metric whose weights were not given is dropped with
-a note (kept in :attr:`MetricSuite.skipped` and written to the summary), never silently reported as zero.
+a note (kept in :attr:`MetricSuite.skipped`, logged once by the runner and written to the summary), never
+silently reported as zero.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +33,6 @@ from ..metrics import (
     ssim_gaussian,
     ssim_matlab,
 )
-
-logger = logging.getLogger(__name__)
 
 FRAME_METRICS = ("psnr", "ssim", "ssim2d", "lpips", "flolpips")
 ALL_METRICS = (*FRAME_METRICS, "fvd")
@@ -145,8 +143,6 @@ class MetricSuite:
         built |= {"lpips"} if suite.lpips is not None else set()
         built |= {"flolpips"} if suite.flolpips is not None else set()
         suite.frame_metrics = tuple(n for n in FRAME_METRICS if n in requested and n in built)
-        for name, reason in suite.skipped.items():
-            logger.warning("metric %s skipped: %s", name, reason)
         return suite
 
     @torch.no_grad()

@@ -8,9 +8,11 @@
 - Distance: Fréchet distance between the two Gaussians (means, unbiased covariances) with the TF-GAN
   matrix square root (SVD; singular values below 1e-10 are kept, not rooted). At most 2048 sequences.
 
-Here the statistics are computed in float64 (the reference used float32; the difference is numerical
-noise). Which 2048 sequences are kept when there are more: the first ones in sorted clip order, so the value
-does not depend on the number of processes (the reference took the first ones in process-gather order).
+:func:`frechet_distance` follows the reference's arithmetic step by step; ``dtype=torch.float32`` is the
+reference's precision (its logits are float32 and so are all its statistics), float64 the default here. With
+few sequences the covariances are rank-deficient and the two precisions differ by up to a few percent, so the
+evaluation's ``paper`` FVD mode uses float32. Which sequences are pooled, in which order, is decided by the
+caller (:mod:`ldf_vfi.evaluation`).
 """
 
 from __future__ import annotations
@@ -36,30 +38,42 @@ def preprocess_frames(frames: torch.Tensor, size: tuple[int, int] = FVD_RESOLUTI
 
 
 def _symmetric_sqrt(mat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """TF-GAN's square root of a symmetric PSD matrix: ``U diag(sqrt(s)) V^T``, small ``s`` left as is."""
+    """TF-GAN's square root of a symmetric PSD matrix: ``U diag(sqrt(s)) V^T``, small ``s`` left as is.
+
+    reference: metrics/fvd/fvd.py:44-47
+    """
     u, s, vh = torch.linalg.svd(mat)
     s = torch.where(s < eps, s, s.sqrt())
-    return (u * s) @ vh
+    return u @ torch.diag(s) @ vh
 
 
-def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Tensor | np.ndarray) -> float:
-    """``|mu_a - mu_b|^2 + tr(S_a + S_b) - 2 tr(sqrt(sqrt(S_a) S_b sqrt(S_a)))`` over rows of ``(N, D)``.
+def _covariance(x: torch.Tensor) -> torch.Tensor:
+    """Unbiased covariance of the rows of ``(N, D)``: centred product over ``N - 1`` (fvd.py:56-86)."""
+    centred = (x - x.mean(dim=0, keepdim=True)).T
+    return (1.0 / (x.shape[0] - 1)) * (centred @ centred.T)
+
+
+def frechet_distance(
+    features_a: torch.Tensor | np.ndarray,
+    features_b: torch.Tensor | np.ndarray,
+    dtype: torch.dtype = torch.float64,
+) -> float:
+    """``tr(S_a + S_b) - 2 tr(sqrt(sqrt(S_a) S_b sqrt(S_a))) + |mu_a - mu_b|^2`` over rows of ``(N, D)``,
+    computed in ``dtype`` (reference: metrics/fvd/fvd.py:50-53, 89-100, in float32).
 
     Needs at least two rows on each side (a covariance of one sample is undefined).
     """
-    a = torch.as_tensor(features_a).double().flatten(1)
-    b = torch.as_tensor(features_b).double().flatten(1)
+    a = torch.as_tensor(features_a).to(dtype).flatten(1)
+    b = torch.as_tensor(features_b).to(dtype).flatten(1)
     if a.shape[0] < 2 or b.shape[0] < 2:
         raise ValueError(
             f"Fréchet distance needs at least 2 samples per side, got {a.shape[0]} and {b.shape[0]}"
         )
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
-    cov_a, cov_b = cov_a.reshape(a.shape[1], a.shape[1]), cov_b.reshape(b.shape[1], b.shape[1])
+    cov_a, cov_b = _covariance(a), _covariance(b)
     root_a = _symmetric_sqrt(cov_a)
-    trace_sqrt = torch.trace(_symmetric_sqrt(root_a @ cov_b @ root_a))
-    value = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a + cov_b) - 2.0 * trace_sqrt
-    return float(value)
+    trace_sqrt = torch.trace(_symmetric_sqrt(root_a @ (cov_b @ root_a)))
+    trace = torch.trace(cov_a + cov_b) - 2.0 * trace_sqrt
+    return float(trace + (a.mean(dim=0) - b.mean(dim=0)).pow(2).sum())
 
 
 class I3DFeatures:

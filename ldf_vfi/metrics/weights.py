@@ -57,7 +57,8 @@ def resolve_weights(spec: WeightSpec, path: str | Path | None, weights_dir: str 
     """The weight file to use, or ``None`` when none was given (the caller skips the metric).
 
     An explicit ``path`` must exist. With only ``weights_dir``, the first of ``spec.filenames`` found there
-    is used; finding none is not an error (the metric is skipped with a note naming the expected files).
+    is used; finding none, or no such folder, is not an error (the metric is skipped with a note naming the
+    expected files).
     """
     if path is not None:
         p = Path(path).expanduser()
@@ -73,9 +74,10 @@ def resolve_weights(spec: WeightSpec, path: str | Path | None, weights_dir: str 
         return p
     if weights_dir is not None:
         d = Path(weights_dir).expanduser()
-        if not d.is_dir():
+        if d.exists() and not d.is_dir():
             raise InputError(f"--weights_dir {d} is not a folder")
-        return _first_existing(d, spec.filenames)
+        # A folder not made yet holds no file either: the metric is skipped with the usual note.
+        return _first_existing(d, spec.filenames) if d.is_dir() else None
     return None
 
 

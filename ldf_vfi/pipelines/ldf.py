@@ -14,7 +14,8 @@ conditional decoder, :class:`~ldf_vfi.models.vae.WanVAE`, driven through the spe
    neighbouring segments) are re-noised once to ``t_cond`` and held there. ``K`` Euler steps of the
    velocity ``v = DiT([x_t | y | m], floor(1000 t))`` in the working dtype (bf16 timestep truncation).
 4. Kept chunks are decoded by the conditional decoder with the window's filled frames and mask as condition,
-   mapped to bytes by truncation, and emitted in timeline order, cut to ``(N - 1) * sf + 1`` frames.
+   mapped to bytes by truncation, and emitted in timeline order, cut to ``(N - 1) * sf + 1`` frames
+   (plus ``tail_frames`` extrapolated slots on request, for the evaluation).
 
 Input frames are streamed: only the frames of the windows in flight are held, and the latents carried
 between windows are one chunk each, so memory is bounded by one window whatever the video length.
@@ -210,9 +211,19 @@ class LDFVFIPipeline:
         return pipe
 
     # -- public ------------------------------------------------------------------------------------------
-    def interpolate(self, frames: Iterable[np.ndarray], temporal_sf: int) -> Iterator[np.ndarray]:
-        """``(N - 1) * sf + 1`` frames for N input frames, generated window by window."""
-        return self._run(frames, check_temporal_sf(temporal_sf))
+    def interpolate(
+        self, frames: Iterable[np.ndarray], temporal_sf: int, *, tail_frames: int = 0
+    ) -> Iterator[np.ndarray]:
+        """``(N - 1) * sf + 1`` frames for N input frames, generated window by window.
+
+        ``tail_frames`` (``0 .. sf - 1``) also emits that many timeline slots after the last input frame,
+        the model's own extrapolation: the timeline has ``N * sf`` slots and the reference's evaluation keeps
+        the first ``len(GT)`` of them (eval_snu_film.py:203), which FVD then scores.
+        """
+        sf = check_temporal_sf(temporal_sf)
+        if not 0 <= tail_frames < sf:
+            raise InputError(f"tail_frames must be in 0..{sf - 1} at --temporal_sf {sf}, got {tail_frames}")
+        return self._run(frames, sf, tail_frames)
 
     def retime(self, frames, input_fps, output_fps):
         raise InputError(
@@ -305,7 +316,7 @@ class LDFVFIPipeline:
         video = ((pixels + 1) * 127.5).clamp(0, 255).to(torch.uint8)  # truncation, as the reference
         return video[0].permute(1, 2, 3, 0).cpu().numpy()
 
-    def _run(self, frames: Iterable[np.ndarray], sf: int) -> Iterator[np.ndarray]:
+    def _run(self, frames: Iterable[np.ndarray], sf: int, tail_frames: int = 0) -> Iterator[np.ndarray]:
         from ..models.mask_encoder import encode_mask, frame_mask_video
 
         buffer = _FrameBuffer(frames)
@@ -323,8 +334,8 @@ class LDFVFIPipeline:
         def has_slot(k: int) -> bool:  # is the timeline (N * sf slots) longer than k?
             return buffer.has(k // sf)
 
-        def keeps_slot(k: int) -> bool:  # does slot k survive the cut to (N - 1) * sf + 1 frames?
-            return buffer.has(math.ceil(k / sf))
+        def keeps_slot(k: int) -> bool:  # does slot k survive the cut to (N - 1) * sf + 1 + tail frames?
+            return buffer.has(math.ceil(max(k - tail_frames, 0) / sf))
 
         memory: dict[str, torch.Tensor] = {}
         pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # undecoded skip segments
