@@ -143,6 +143,19 @@ def test_full_snu_film_run_writes_tables_and_resumes(snu_dir, weights_dir, tmp_p
     assert _evaluate(capsys, "--config", out / "args.json")[0] == 0
     assert sum("already scored" in r.message for r in caplog.records) == 2
 
+    # The other averaging needs no rescoring: the clip values are rebuilt from the per-frame values.
+    caplog.clear()
+    assert _evaluate(capsys, *argv, "--averaging", "frame")[0] == 0
+    assert sum("already scored" in r.message for r in caplog.records) == 2
+    framewise = _load(out / "summary.json")
+    assert (
+        framewise["averaging"] == "frame"
+        and "| flow | snu_film | entire | 8x | 2 | frame |" in (out / "results.md").read_text()
+    )
+    assert framewise["metrics"]["psnr"] == pytest.approx(
+        np.mean([np.mean(_load(p)["frames"]["psnr"]) for p in (out / "clips").glob("*.json")])
+    )
+
     code, _, err = _evaluate(capsys, *argv, "--temporal_sf", "4")
     assert code == 2 and "holds results of another run (different temporal_sf)" in err
 
