@@ -2,6 +2,7 @@
 
 - :mod:`.protocol` which frames are inputs / scored / FVD sequences (pure functions)
 - :mod:`.scoring` the metrics of a run, built from weight flags
+- :mod:`.aggregation` per-video numbers and pooled FVD: the reference's arithmetic or plain means
 - :mod:`.runner` the streaming, resumable, multi-process loop (:func:`run_evaluation`)
 - :mod:`.results` per-clip records, CSV / JSON / markdown tables; :mod:`.compare` tables over several runs
 - :mod:`.contact_sheet` one PNG per clip; :mod:`.baselines` frame repetition and blending

@@ -40,7 +40,7 @@ class ClipPlan:
 
     @property
     def prediction_length(self) -> int:
-        """Frames the prediction holds, GT indices ``0 ..``: ``(N_in - 1) sf + 1`` interpolated, plus ``tail``."""
+        """Frames the prediction holds, GT indices ``0 ..``: ``(N_in - 1) sf + 1``, plus ``tail``."""
         return (len(self.input_indices) - 1) * self.sf + 1 + self.tail
 
     def block_keys(self, index: int) -> tuple[int, int]:
