@@ -199,3 +199,21 @@ def test_memory_does_not_grow_with_the_video_length():
     short, long = peak(4), peak(24)
     assert long < 1.3 * short, (short, long)
     assert long < 40 * 96 * 128 * 3, long  # a few dozen frame-sized buffers at most
+
+
+def test_previous_flow_is_reused_only_by_the_pair_that_follows():
+    shot_a = MovingShapes(64, 96, motion="mixed", seed=20).frames(3)
+    shot_b = MovingShapes(64, 96, motion="mixed", seed=21, speed=2.0).frames(3)
+    interpolator = FlowInterpolator()
+    out = list(interpolator.interpolate(shot_a + shot_b, 2))
+    assert interpolator.scene_cuts == [2]
+    # Shot b after the cut comes out exactly as shot b alone: nothing of shot a's flow leaks over the cut,
+    # and a second video starts afresh.
+    alone = list(FlowInterpolator().interpolate(shot_b, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(out[6:], alone))
+    again = list(interpolator.interpolate(shot_b, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(again, alone))
+    # Within a shot, the second pair starts from the first pair's flow (the result differs from a cold start).
+    cold = FlowInterpolator(reuse_previous_flow=False)
+    cold_out = list(cold.interpolate(shot_b, 2))
+    assert np.array_equal(cold_out[1], alone[1]) and not np.array_equal(cold_out[3], alone[3])

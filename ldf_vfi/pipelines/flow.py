@@ -77,6 +77,7 @@ class FlowInterpolator:
         scene_cut_threshold: :func:`scene_cut_score` above which two neighbours count as different shots.
         detect_scene_cuts: turn the detector off to always interpolate.
         static_passthrough: where two neighbours agree exactly around a pixel, blend them unresampled.
+        reuse_previous_flow: start each pair's flow from the previous pair's when the pairs are consecutive.
     """
 
     flow_preset: str = "medium"
@@ -84,11 +85,12 @@ class FlowInterpolator:
     scene_cut_threshold: float = 0.3
     detect_scene_cuts: bool = True
     static_passthrough: bool = True
+    reuse_previous_flow: bool = True
 
     def __post_init__(self) -> None:
         if self.flow_preset not in DIS_PRESETS:
             raise InputError(f"unknown flow preset '{self.flow_preset}' (choose {', '.join(DIS_PRESETS)})")
-        self._estimator = FlowEstimator(self.flow_preset, self.flow_max_side)
+        self._estimator = FlowEstimator(self.flow_preset, self.flow_max_side, self.reuse_previous_flow)
         self.scene_cuts: list[int] = []
 
     # -- public ----------------------------------------------------------------------------------------
