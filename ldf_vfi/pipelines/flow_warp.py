@@ -8,7 +8,8 @@ onto the background around it. Given the flow measured from the true middle fram
 
 So, for each pair:
 
-1. DIS optical flow both ways, at a working resolution (half the frame, capped by ``flow_max_side``).
+1. DIS optical flow both ways, at a working resolution (half the frame, capped by ``flow_max_side``),
+   starting from the previous pair's flows when the pairs are consecutive.
 2. The 0->1 motion of whatever is at each pixel at time ``t`` comes from *forward* splatting both frames'
    pixels to ``t`` along their own flows (softmax splatting, Niklaus & Liu, CVPR 2020): where several land
    on one pixel the one whose flow is photometrically and forward-backward consistent wins (the occluder,
@@ -24,7 +25,6 @@ Memory per pair: the two frames, two flows and a few maps at the working resolut
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -38,8 +38,6 @@ SPARSE_PATCH_STRIDE = 4  # DIS patch stride for a pair that serves a single new 
 MIN_HALVED_SIDE = 48  # below this the flow is estimated at the full (capped) resolution
 SPLAT_SHARPNESS = 0.05  # softmax splatting: weight exp(-SPLAT_SHARPNESS * matching cost in grey levels)
 STATIC_TOLERANCE = 2  # grey levels two frames may differ by, everywhere in a 5x5 patch, to count as static
-
-FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class FlowEstimator:
@@ -113,8 +111,7 @@ class PairWarper:
 
     Args:
         frame0, frame1: ``H x W x 3`` uint8 neighbours.
-        estimator: a :class:`FlowEstimator`, or any ``flow(gray_from, gray_to) -> H x W x 2`` callable
-            (then applied at ``max_side``-capped resolution both ways).
+        estimator: the :class:`FlowEstimator` (DIS settings, working size, the previous pair's flows).
         static_passthrough: use the plain temporal blend where the frames agree (see the module docstring).
         new_frames: how many intermediate frames will be asked of this pair (sets the flow effort).
     """
@@ -123,30 +120,17 @@ class PairWarper:
         self,
         frame0: np.ndarray,
         frame1: np.ndarray,
-        estimator: FlowEstimator | FlowFn,
-        max_side: int = 1024,
+        estimator: FlowEstimator,
         static_passthrough: bool = True,
         new_frames: int = 2,
     ) -> None:
         height, width = frame0.shape[:2]
         self.size = (width, height)
-        if isinstance(estimator, FlowEstimator):
-            work, halved = estimator.work_size(width, height)
-
-            def flow_pair(g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return estimator.flows(g0, g1, halved, new_frames, (frame0, frame1))
-
-        else:
-            scale = min(1.0, max_side / max(height, width))
-            work = (max(8, round(width * scale)), max(8, round(height * scale)))
-
-            def flow_pair(g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return estimator(g0, g1), estimator(g1, g0)
-
+        work, halved = estimator.work_size(width, height)
         self.work = work
         gray0 = _grey(frame0, work)
         gray1 = _grey(frame1, work)
-        self.flow01, self.flow10 = flow_pair(gray0, gray1)
+        self.flow01, self.flow10 = estimator.flows(gray0, gray1, halved, new_frames, (frame0, frame1))
         self.frame0, self.frame1 = frame0, frame1
         self.scale = np.array([width / work[0], height / work[1]], np.float32)
         self._grid = _grid(*work)
