@@ -1,10 +1,11 @@
 """The no-weights ``flow`` backend: classical optical-flow frame interpolation on the CPU.
 
-For every pair of input frames it estimates dense optical flow both ways (OpenCV DIS), approximates the
-flows from the intermediate time ``t`` back to each input frame (the quadratic blend of Jiang et al.,
-"Super SloMo", 2018), backward-warps both frames to ``t`` and blends them with weights that fall where a
-forward-backward consistency check says the content is hidden in the other frame. A scene-cut detector keeps
-it from ever blending two different shots: across a cut the nearest input frame is repeated.
+For every pair of input frames it estimates dense optical flow both ways (OpenCV DIS), forward-splats both
+frames' motion to each intermediate time ``t`` with the consistent (occluding) content winning, backward-warps
+both frames there with a bicubic kernel and blends them with weights that fall where a forward-backward
+check says the content is hidden in the other frame; static content passes through unresampled (the pair
+level lives in :mod:`.flow_warp`). A scene-cut detector keeps it from ever blending two different shots:
+across a cut the nearest input frame is repeated.
 
 It needs no model and no GPU, handles any frame size and any output rate, streams (two frames in memory),
 and returns every input frame unchanged at its position.
@@ -20,13 +21,9 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .flow_warp import DIS_PRESETS, FlowEstimator, PairWarper
 
 MAX_TEMPORAL_SF = 16
-_DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
 
 
 def check_temporal_sf(temporal_sf: int) -> int:
@@ -79,17 +76,21 @@ class FlowInterpolator:
             (then upscaled), which bounds the cost at 1080p/4K while large motions stay trackable.
         scene_cut_threshold: :func:`scene_cut_score` above which two neighbours count as different shots.
         detect_scene_cuts: turn the detector off to always interpolate.
+        static_passthrough: where two neighbours agree exactly around a pixel, blend them unresampled.
+        reuse_previous_flow: start each pair's flow from the previous pair's when the pairs are consecutive.
     """
 
     flow_preset: str = "medium"
     flow_max_side: int = 1024
     scene_cut_threshold: float = 0.3
     detect_scene_cuts: bool = True
+    static_passthrough: bool = True
+    reuse_previous_flow: bool = True
 
     def __post_init__(self) -> None:
-        if self.flow_preset not in _DIS_PRESETS:
-            raise InputError(f"unknown flow preset '{self.flow_preset}' (choose {', '.join(_DIS_PRESETS)})")
-        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.flow_preset])
+        if self.flow_preset not in DIS_PRESETS:
+            raise InputError(f"unknown flow preset '{self.flow_preset}' (choose {', '.join(DIS_PRESETS)})")
+        self._estimator = FlowEstimator(self.flow_preset, self.flow_max_side, self.reuse_previous_flow)
         self.scene_cuts: list[int] = []
 
     # -- public ----------------------------------------------------------------------------------------
@@ -122,17 +123,21 @@ class FlowInterpolator:
             raise InputError(f"frame sizes differ: {frame0.shape} vs {frame1.shape}")
         return self._pair_frames(frame0, frame1, [float(t) for t in times])[0]
 
-    # -- internals -------------------------------------------------------------------------------------
-    def _flow(self, gray0: np.ndarray, gray1: np.ndarray) -> np.ndarray:
-        return self._dis.calc(gray0, gray1, None)
+    def pair_warper(self, frame0: np.ndarray, frame1: np.ndarray, new_frames: int = 2) -> PairWarper:
+        """The flows of one pair, ready to give the frame at any time between them (``.at(t)``);
+        ``new_frames``, how many will be asked, sets how much effort the flow gets."""
+        return PairWarper(
+            frame0, frame1, self._estimator, static_passthrough=self.static_passthrough, new_frames=new_frames
+        )
 
+    # -- internals -------------------------------------------------------------------------------------
     def _pair_frames(self, frame0, frame1, times) -> tuple[list[np.ndarray], bool]:
         """Frames at ``times`` for one pair, and whether the pair was treated as a scene cut."""
         if not any(0 < t < 1 for t in times):
             return [frame0 if t < 1 else frame1 for t in times], False
         if self.detect_scene_cuts and scene_cut_score(frame0, frame1) > self.scene_cut_threshold:
             return [frame0 if t < 0.5 else frame1 for t in times], True
-        warper = _PairWarper(frame0, frame1, self._flow, self.flow_max_side)
+        warper = self.pair_warper(frame0, frame1, new_frames=sum(0 < t < 1 for t in times))
         return [frame0 if t <= 0 else frame1 if t >= 1 else warper.at(float(t)) for t in times], False
 
     def _retime(self, frames: Iterable[np.ndarray], ratio: Fraction) -> Iterator[np.ndarray]:
@@ -164,74 +169,3 @@ class FlowInterpolator:
             raise InputError("the input has only 1 frame; interpolation needs at least 2")
         if Fraction(out_index) / ratio == pair:
             yield previous
-
-
-class _PairWarper:
-    """Flows and consistency maps of one frame pair, reused for every intermediate time of that pair."""
-
-    def __init__(self, frame0: np.ndarray, frame1: np.ndarray, flow_fn, max_side: int = 1024) -> None:
-        height, width = frame0.shape[:2]
-        scale = min(1.0, max_side / max(height, width))
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        gray0 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
-        gray1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
-        if size != (width, height):
-            gray0 = cv2.resize(gray0, size, interpolation=cv2.INTER_AREA)
-            gray1 = cv2.resize(gray1, size, interpolation=cv2.INTER_AREA)
-        flow01 = flow_fn(gray0, gray1)
-        flow10 = flow_fn(gray1, gray0)
-        if size != (width, height):
-            factor = np.array([width / size[0], height / size[1]], np.float32)
-            flow01 = cv2.resize(flow01, (width, height), interpolation=cv2.INTER_LINEAR) * factor
-            flow10 = cv2.resize(flow10, (width, height), interpolation=cv2.INTER_LINEAR) * factor
-        self.frame0 = frame0.astype(np.float32)
-        self.frame1 = frame1.astype(np.float32)
-        self.flow01, self.flow10 = flow01, flow10
-        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        self.grid = np.stack([xs, ys], axis=-1)
-        self.size = (width, height)
-        # Occlusion maps in each frame's own coordinates: 1 where that frame's content is absent from the
-        # other frame (the forward flow and the backward flow at its landing point do not cancel).
-        self.only_in_0 = self._occlusion(flow01, flow10)
-        self.only_in_1 = self._occlusion(flow10, flow01)
-
-    def _remap(self, image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        positions = self.grid + flow
-        return cv2.remap(
-            image, positions[..., 0], positions[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-
-    def _inside(self, flow: np.ndarray) -> np.ndarray:
-        positions = self.grid + flow
-        width, height = self.size
-        inside = (
-            (positions[..., 0] >= -0.5)
-            & (positions[..., 0] <= width - 0.5)
-            & (positions[..., 1] >= -0.5)
-            & (positions[..., 1] <= height - 0.5)
-        )
-        return inside.astype(np.float32)
-
-    def _occlusion(self, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-        backward_at_target = self._remap(backward, forward)
-        error = np.square(forward + backward_at_target).sum(-1)
-        tolerance = 0.01 * (np.square(forward).sum(-1) + np.square(backward_at_target).sum(-1)) + 0.5
-        occluded = np.clip((error - tolerance) / tolerance, 0.0, 1.0)
-        occluded = np.maximum(occluded, 1.0 - self._inside(forward))
-        return cv2.GaussianBlur(occluded, (5, 5), 1.0)
-
-    def at(self, t: float) -> np.ndarray:
-        """The frame at time ``t`` in (0, 1)."""
-        flow_t0 = -(1.0 - t) * t * self.flow01 + t * t * self.flow10
-        flow_t1 = (1.0 - t) * (1.0 - t) * self.flow01 - t * (1.0 - t) * self.flow10
-        warped0 = self._remap(self.frame0, flow_t0)
-        warped1 = self._remap(self.frame1, flow_t1)
-        # Content seen only in frame 0 (occluded in 1) must come from frame 0, and vice versa.
-        only0 = self._remap(self.only_in_0, flow_t0)
-        only1 = self._remap(self.only_in_1, flow_t1)
-        weight0 = (1.0 - t) * (1.0 - only1) * self._inside(flow_t0) + 1e-4 * (1.0 - t)
-        weight1 = t * (1.0 - only0) * self._inside(flow_t1) + 1e-4 * t
-        blended = (weight0[..., None] * warped0 + weight1[..., None] * warped1) / (weight0 + weight1)[
-            ..., None
-        ]
-        return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
