@@ -53,10 +53,9 @@ def test_tiny_dit_on_cuda_matches_the_cpu():
     with torch.no_grad():
         expected = model(x, t).sample  # local_sdpa on the CPU
         on_gpu = copy.deepcopy(model).to("cuda")  # auto: FlexAttention, compiled
-        fp32 = on_gpu(*_tiny_inputs("cuda")).sample.cpu()
-        bf16 = on_gpu.to(torch.bfloat16)(_tiny_inputs("cuda")[0].bfloat16(), t.cuda()).sample.float().cpu()
-    torch.testing.assert_close(fp32, expected, atol=1e-4, rtol=1e-4)
-    assert (bf16 - expected).abs().max() / expected.abs().max() < 0.05
+        out = on_gpu(*_tiny_inputs("cuda")).sample
+    assert out.is_cuda
+    torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_tiny_sampler_runs_on_cuda_in_bf16_and_repeats_itself():
