@@ -1,7 +1,7 @@
 """One command that checks and measures the LDF backend on a GPU, and rehearses itself on the CPU.
 
     python benchmarks/gpu_check.py --out OUT_DIR              # one H100/H200: about 7.5 minutes, compiles included
-    python benchmarks/gpu_check.py --out OUT_DIR --dry-run    # every stage on the CPU, tiny configs, seconds
+    python benchmarks/gpu_check.py --out OUT_DIR --dry-run    # every stage on the CPU, tiny configs, ~1-2 min
 
 Stages (each under its own time guard; a stage that fails or runs out of time records why, the next runs):
 
