@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -27,13 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ldf_vfi.models.attention import (  # noqa: E402
-    ChunkGrid,
-    block_masks,
-    chunk_adjacency,
-    prepare_mask,
-    window_attention,
-)
+from benchmarks.measure import masked_attention_flops, peak_rss_bytes, reset_peak_rss, rss_bytes  # noqa: E402
+from ldf_vfi.models.attention import ChunkGrid, block_masks, prepare_mask, window_attention  # noqa: E402
 from ldf_vfi.models.transformer import RELEASE_ATTENTION_TYPE  # noqa: E402
 
 LOCAL_MASK = block_masks(RELEASE_ATTENTION_TYPE, 1)[0][0]
@@ -58,8 +52,7 @@ GPU_SHAPES = [
 
 def flops(shape: Shape, grid: ChunkGrid, mask) -> float:
     """Multiply-adds x 2 of q k^T and p v over the allowed (query, key) pairs."""
-    pairs = int(chunk_adjacency(mask, grid)[0].sum()) * grid.tokens_per_chunk**2
-    return 4.0 * pairs * shape.head_dim * shape.heads
+    return masked_attention_flops(mask, grid, shape.heads * shape.head_dim)
 
 
 def _inputs(shape: Shape, grid: ChunkGrid, device: str, dtype: torch.dtype):
@@ -68,37 +61,20 @@ def _inputs(shape: Shape, grid: ChunkGrid, device: str, dtype: torch.dtype):
     return [torch.randn(size, generator=g, device=device, dtype=dtype) for _ in range(3)]
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _reset_peak_rss() -> None:
-    """Linux: make the peak RSS (VmHWM) restart from the current RSS (``clear_refs`` value 5)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith("VmHWM"))
-    return int(line.split()[1]) * 1024
-
-
 def _cpu_child(shape: Shape, grid: ChunkGrid, local: bool, repeats: int, threads: int, queue) -> None:
     torch.set_num_threads(threads)
     q, k, v = _inputs(shape, grid, "cpu", torch.float32)
     mask = LOCAL_MASK if local else None
     prepare_mask(mask, grid, "local_sdpa", "cpu")  # the per-grid plan is cached; not part of the timing
-    _reset_peak_rss()
-    base = _rss_bytes()
+    reset_peak_rss()
+    base = rss_bytes()
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
         with torch.no_grad():
             window_attention(q, k, v, mask, grid, "local_sdpa")
         times.append(time.perf_counter() - start)
-    queue.put((min(times[1:]), max(0, _peak_rss_bytes() - base)))
+    queue.put((min(times[1:]), max(0, peak_rss_bytes() - base)))
 
 
 def measure_cpu(

@@ -102,6 +102,7 @@ def analytical(args) -> None:
 def tiny_run() -> None:
     import torch
 
+    from benchmarks.measure import status_kib
     from ldf_vfi.data.synthetic import MovingShapes
     from ldf_vfi.models.transformer import LDFTransformer3DModel, tiny_config
     from ldf_vfi.models.vae import tiny_vae
@@ -121,23 +122,14 @@ def tiny_run() -> None:
     scene = MovingShapes(96, 128, seed=0)
     list(pipe.interpolate((scene.frame(i) for i in range(2)), 4))  # warm-up
     for n in (8, 32, 64):
-        before = _status("VmRSS:")
+        before = status_kib("VmRSS")
         start = time.perf_counter()
         count = sum(1 for _ in pipe.interpolate((scene.frame(i) for i in range(n)), 4))
         elapsed = time.perf_counter() - start
         print(
             f"tiny CPU run: {n} input frames 128x96 x4 -> {count} frames in {elapsed:.1f} s "
-            f"({count / elapsed:.1f} frames/s); peak resident memory so far +{(_status('VmHWM:') - before) / 1024:.1f} MiB"
+            f"({count / elapsed:.1f} frames/s); peak resident memory so far +{(status_kib('VmHWM') - before) / 1024:.1f} MiB"
         )
-
-
-def _status(field: str) -> int:
-    """A /proc/self/status value in KiB (Linux)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -27,9 +26,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from benchmarks.measure import dit_forward_flops, peak_memory_gib, sync  # noqa: E402
 from ldf_vfi.data.clips import ClipDataset, ClipOptions  # noqa: E402
 from ldf_vfi.data.lavib import read_index  # noqa: E402
-from ldf_vfi.models.attention import ChunkGrid, block_masks, chunk_adjacency  # noqa: E402
+from ldf_vfi.models.attention import ChunkGrid  # noqa: E402
 from ldf_vfi.models.tiling import TilingConfig, chunk_grid  # noqa: E402
 from ldf_vfi.models.transformer import RELEASE_ATTENTION_TYPE, LDFTransformer3DModel, tiny_config  # noqa: E402
 from ldf_vfi.models.vae import WanVAE  # noqa: E402
@@ -37,7 +37,6 @@ from ldf_vfi.models.vae import tiny_config as vae_tiny_config  # noqa: E402
 from ldf_vfi.training.dit import LatentEncoder, draw_noise, velocity_loss  # noqa: E402
 from ldf_vfi.training.loop import keyed_generator  # noqa: E402
 
-GIB = 1024**3
 PRESETS = {
     # The tests' tiny DiT (a little wider than tiny_config()) and tiny VAE, 64x64 clips of 15 frames.
     "tiny": dict(
@@ -56,28 +55,7 @@ PRESETS = {
 
 def dit_model_flops(model: LDFTransformer3DModel, grid: ChunkGrid, batch: int) -> float:
     """Training FLOPs (3x forward) of the DiT's matmuls for ``batch`` windows of ``grid``."""
-    cfg = model.config
-    width = cfg.num_attention_heads * cfg.attention_head_dim
-    tokens = grid.num_chunks * grid.tokens_per_chunk
-    patch = cfg.patch_size[0] * cfg.patch_size[1] * cfg.patch_size[2]
-    per_token = 2 * (8 * width**2 + 2 * width * cfg.ffn_dim)  # attn1 + attn2 projections, FFN
-    flops = tokens * (cfg.num_layers * per_token + 2 * patch * (cfg.in_channels + cfg.out_channels) * width)
-    for mask1, mask2 in block_masks(cfg.attention_type, cfg.num_layers):
-        for mask in (mask1, mask2):
-            pairs = int(chunk_adjacency(mask, grid)[0].sum()) * grid.tokens_per_chunk**2
-            flops += 4 * pairs * width  # QK^T and AV
-    return 3.0 * flops * batch
-
-
-def peak_memory_gib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / GIB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB  # Linux reports KiB
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return 3.0 * dit_forward_flops(model.config, grid, batch)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -110,12 +88,12 @@ def run(args: argparse.Namespace) -> dict:
     rss_before = peak_memory_gib(device)
     times = {"encode": [], "dit": [], "step": []}
     for step in range(args.warmup + args.steps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         x0, y, m = encoder(gt, lq_source, mask)
         generators = [keyed_generator(0, step * batch + i, 0, device=device) for i in range(batch)]
         noise, t = draw_noise(x0, generators, "temporal", 5.0)
-        _sync(device)
+        sync(device)
         encoded = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = velocity_loss(dit, x0, y, m, noise, t)
@@ -123,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        _sync(device)
+        sync(device)
         done = time.perf_counter()
         if step >= args.warmup:
             times["encode"].append(encoded - start)

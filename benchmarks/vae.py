@@ -42,19 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 _WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def _release_freed_memory() -> None:
     """Hand memory that glibc keeps after ``free`` back to the OS, so it cannot absorb the next peak."""
     import ctypes
@@ -78,6 +65,7 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
+    from benchmarks.measure import peak_rss_bytes, reset_peak_rss, rss_bytes
     from ldf_vfi.models import tiling
     from ldf_vfi.models.vae import WanVAE, tiny_config
 
@@ -135,8 +123,8 @@ def worker(args: argparse.Namespace) -> dict:
             before = torch.cuda.memory_allocated()
         else:
             _release_freed_memory()
-            before = _rss_kib("VmRSS") * 1024
-            _reset_peak_rss()
+            before = rss_bytes()
+            reset_peak_rss()
         start = time.perf_counter()
         try:
             out = op()
@@ -145,7 +133,7 @@ def worker(args: argparse.Namespace) -> dict:
         except torch.cuda.OutOfMemoryError:
             return {"oom": True}
         seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024
+        peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     return {
         "seconds": seconds,
         "peak_bytes": peak - before,

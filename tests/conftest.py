@@ -22,6 +22,16 @@ def write_video(path: Path, frames, fps=Fraction(25), audio_from=None) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped where no CUDA device is."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:
     """9 frames, 64x48, 25 fps, no audio."""

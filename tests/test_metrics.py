@@ -389,7 +389,7 @@ def test_lpips_converter_flax_layout_to_torchvision(tmp_path):
 # -- device ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_metrics_on_cuda_match_cpu(weights):
     cuda = torch.device("cuda")
     a, b = _pair(13, shape=(3, 3, 64, 96), noise=40)
