@@ -169,16 +169,16 @@ def test_dit_kill_and_resume_equals_straight_run(assets, tmp_path):
 @pytest.mark.slow
 def test_vae_decoder_loss_falls(assets, tmp_path):
     out = tmp_path / "vae"
-    _train("vae", _vae_args(assets, out, "--batch_size", 2, "--batch_gpu", 2, "--max_train_steps", 30,
+    _train("vae", _vae_args(assets, out, "--batch_size", 2, "--batch_gpu", 2, "--max_train_steps", 40,
                             "--ref_lr", 5e-3, "--disc_start", 1000, "--checkpointing_steps", 100,
                             "--ema_decay", "0.9"))  # fmt: skip
     records = _log(out)
     first, last = _mean(r["loss"] for r in records[:5]), _mean(r["loss"] for r in records[-5:])
     assert last < 0.7 * first, f"loss {first:.0f} -> {last:.0f}"  # measured: 0.64
-    assert _mean(r["rec"] for r in records[-5:]) < 0.8 * _mean(r["rec"] for r in records[:5])  # L1: 0.70
+    assert _mean(r["rec"] for r in records[-5:]) < 0.8 * _mean(r["rec"] for r in records[:5])  # L1: 0.69
     # The EMA is an original-layout conditional checkpoint, loadable as the sampler's --vae_path.
     ema = WanVAE.from_original(
-        out / "checkpoint-30" / "ema-0.9.pth", conditional=True, config=vae_tiny_config()
+        out / "checkpoint-40" / "ema-0.9.pth", conditional=True, config=vae_tiny_config()
     )
     assert ema.conditional
 
@@ -367,13 +367,12 @@ def test_quick_start_scripts_run_under_torchrun(assets, tmp_path, stage):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
-def test_quick_start_bad_flag_is_one_error_line(assets, tmp_path, launcher):
-    """Flags are checked once before any process is launched: one `error:` line, exit 2, no launcher output."""
+def test_quick_start_bad_flag_is_one_error_line(assets, tmp_path):
+    """Flags are checked once before any process is launched (here under the default launcher, accelerate):
+    one `error:` line, exit 2, no launcher output."""
     out = tmp_path / "dit"
-    env = _script_env(
-        assets, out, MODEL_PATH="", LAUNCHER=launcher, EXTRA_ARGS=f"{_tiny_dit_extra(assets)} --num_frames 16"
-    )
+    extra = f"{_tiny_dit_extra(assets)} --num_frames 16"
+    env = _script_env(assets, out, MODEL_PATH="", LAUNCHER="accelerate", EXTRA_ARGS=extra)
     result = subprocess.run(["bash", str(REPO_ROOT / "quick_start" / "train_dit.sh")], env=env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2
@@ -403,6 +402,17 @@ def test_deepspeed_configs_train_and_resume(assets, tmp_path, config):
     assert (out / "checkpoint-2" / "pytorch_model").is_dir()  # DeepSpeed's own checkpoint layout
     assert (out / "checkpoint-2" / "ema-0.9" / "transformer" / "config.json").is_file()
     assert "bfloat16" in result.stderr  # the JSON's bf16 reached the trainer
+    # The optimizer DeepSpeed stepped (its saved state): the released model's AdamW hyper-parameters.
+    (states,) = (out / "checkpoint-2" / "pytorch_model").glob("*optim_states.pt")
+    saved = torch.load(states, weights_only=False, map_location="cpu")
+    pending, groups = [saved], None
+    while pending and groups is None:  # the param groups sit at a depth that depends on the ZeRO stage
+        node = pending.pop()
+        groups = node.get("param_groups") if isinstance(node, dict) else None
+        pending.extend(v for v in (node.values() if isinstance(node, dict) else []) if isinstance(v, dict))
+    assert groups
+    for group in groups:
+        assert (tuple(group["betas"]), group["eps"], group["weight_decay"]) == ((0.9, 0.999), 1e-8, 0.0)
 
 
 @pytest.mark.slow
