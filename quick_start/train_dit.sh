@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODEL_PATH=${MODEL_PATH-/path/to/Wan2.1-T2V-1.3B-Diffusers/transformer}  # or an LDF transformer folder; empty: --model_config in EXTRA_ARGS
-VAE_PATH=${VAE_PATH:-/path/to/Wan2.1_VAE.pth}
+VAE_PATH=${VAE_PATH-/path/to/Wan2.1_VAE.pth}      # empty: --vae_config in EXTRA_ARGS (a random VAE)
 DATA=${DATA:-data/lavib-hf}                      # the --dst of data_tools.py
 OUTPUT_DIR=${OUTPUT_DIR:-runs/train_dit}         # checkpoint-N/ (with ema-<decay>/transformer/), log.jsonl, logs/
 
@@ -38,7 +38,7 @@ MIXED_PRECISION=${MIXED_PRECISION:-}             # empty: the config's (bf16)
 EXTRA_ARGS=${EXTRA_ARGS:-}                       # anything else, e.g. "--max_train_steps 1000 --logger wandb"
 
 args=(--data "$DATA" --output_dir "$OUTPUT_DIR"
-      --vae_type wan2_1 --vae_path "$VAE_PATH"
+      --vae_type wan2_1
       --attention_type slide_chunk_all_block_2x1x1 --diffusion_forcing temporal --t_shift 5
       --num_frames 60 --pn "$PN" --no_bicubic --temporal_sf "$TEMPORAL_SF" --temporal_upsample nearest
       --tile_min_h 256 --tile_min_w 256 --tile_stride_h 192 --tile_stride_w 192 --tile_min_t 20 --vae_batch_size 16
@@ -46,6 +46,7 @@ args=(--data "$DATA" --output_dir "$OUTPUT_DIR"
       --ref_lr "$REF_LR" --rampup_Msample "$RAMPUP_MSAMPLE" --num_epochs "$NUM_EPOCHS" --ema_decay "$EMA_DECAY"
       --checkpointing_steps "$CHECKPOINTING_STEPS" --resume_from_checkpoint latest)
 [ -n "$MODEL_PATH" ] && args+=(--model_path "$MODEL_PATH")
+[ -n "$VAE_PATH" ] && args+=(--vae_path "$VAE_PATH")
 
 SCRIPT=train.py
 # shellcheck source=quick_start/train_common.sh
