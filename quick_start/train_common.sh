@@ -77,6 +77,6 @@ esac
 WORLD_SIZE=$world python "$SCRIPT" "${args[@]}" $EXTRA_ARGS --validate_only
 
 mkdir -p "$OUTPUT_DIR"
-echo "output_dir: $OUTPUT_DIR, $ACCELERATE_CONFIG, $world process(es), $OMP_NUM_THREADS thread(s) each"
+echo "output_dir: $OUTPUT_DIR, $ACCELERATE_CONFIG, $world process(es), OMP_NUM_THREADS=$OMP_NUM_THREADS"
 # shellcheck disable=SC2086
 "${launcher[@]}" "$SCRIPT" "${args[@]}" $EXTRA_ARGS 2>&1 | tee -a "$OUTPUT_DIR/log.txt"
