@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,13 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .config import (
-    ArgumentParser,
-    add_config_argument,
-    existing_path,
-    parse_args_with_config,
-    save_effective_config,
-)
+from .commands import COMMANDS, EXIT_INPUT_ERROR, one_line, run_command
+from .config import ArgumentParser, add_config_argument, existing_path, save_effective_config
 from .distributed import process_info, shard_for_process
 from .errors import InputError, LDFVFIError
 from .io import VideoInfo, VideoWriter, iter_frames, list_inputs, probe
@@ -35,15 +30,9 @@ from .pipelines.flow import MAX_TEMPORAL_SF, check_temporal_sf, output_frame_cou
 
 logger = logging.getLogger("ldf_vfi")
 
-EXIT_INPUT_ERROR = 2
 FLOW_OPTION_NAMES = ("flow_preset", "flow_max_side", "scene_cut_threshold")
 # Model flags that only the diffusion backend reads; giving them to the flow backend is worth a warning.
 MODEL_FLAGS = ("model_path", "vae_path")
-
-
-def one_line(exc: BaseException) -> str:
-    """An error message on one line (multi-line reports, e.g. checkpoint key lists, are joined with '; ')."""
-    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def _positive_fraction(text: str) -> Fraction:
@@ -414,67 +403,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
             + (f" ({len(cuts)} scene cut(s) repeated, not blended)" if cuts else "")
         )
     return EXIT_INPUT_ERROR if failures else 0
-
-
-# Sub-commands of the ``ldf-vfi`` console command: name -> (help, add_arguments, handler). Each also has its own
-# top-level script (generate.py, ...) with the same flags.
-def _lazy(module: str, name: str) -> Callable:
-    """A command function imported on first use, so ``generate.py`` does not pay for the metric and
-    training imports of the other commands."""
-
-    def call(*args, **kwargs):
-        from importlib import import_module
-
-        return getattr(import_module(module, __package__), name)(*args, **kwargs)
-
-    return call
-
-
-COMMANDS: dict[
-    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-] = {
-    "interpolate": (
-        "raise the frame rate of videos (same flags as generate.py)",
-        add_interpolate_arguments,
-        run_interpolate,
-    ),
-    "evaluate": (
-        "score a backend on SNU-FILM / X4K1000FPS (same flags as evaluate.py)",
-        _lazy(".evaluation.cli", "add_evaluate_arguments"),
-        _lazy(".evaluation.cli", "run_evaluate"),
-    ),
-    "train": (
-        "train the LDF-VFI diffusion transformer (same flags as train.py)",
-        _lazy(".training.args", "add_train_dit_arguments"),
-        _lazy(".training.cli", "run_train_dit"),
-    ),
-    "train_vae": (
-        "train the conditional VAE decoder (same flags as train_vae.py)",
-        _lazy(".training.args", "add_train_vae_arguments"),
-        _lazy(".training.cli", "run_train_vae"),
-    ),
-}
-
-
-def command_parser(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None]) -> ArgumentParser:
-    parser = ArgumentParser(prog=prog, description="Video frame interpolation with LDF-VFI.")
-    add_arguments(parser)
-    return parser
-
-
-def run_command(prog: str, name: str, argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` (with ``--config`` support) for command ``name`` and run it; returns the exit status."""
-    _, add_arguments, handler = COMMANDS[name]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        args = parse_args_with_config(command_parser(prog, add_arguments), argv)
-        return handler(args)
-    except LDFVFIError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
-        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,9 @@ case "$LAUNCHER" in
     launcher=(accelerate launch --num_processes "$((NUM_PROCESSES * NUM_MACHINES))" --num_machines "$NUM_MACHINES"
               --machine_rank "$MACHINE_RANK" --main_process_ip "$MAIN_PROCESS_IP"
               --main_process_port "$MAIN_PROCESS_PORT" --mixed_precision no --dynamo_backend no)
-    if ! has_gpu; then
-      launcher+=(--cpu --num_cpu_threads_per_process "$(nproc)")
+    if ! has_gpu; then  # each process its share of the cores, not all of them (oversubscribed threads spin)
+      threads=$(($(nproc) / NUM_PROCESSES))
+      launcher+=(--cpu --num_cpu_threads_per_process "$((threads > 0 ? threads : 1))")
     elif [ "$((NUM_PROCESSES * NUM_MACHINES))" -gt 1 ]; then
       launcher+=(--multi_gpu)
     fi

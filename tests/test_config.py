@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from ldf_vfi.cli import add_interpolate_arguments, command_parser
+from ldf_vfi.cli import add_interpolate_arguments
+from ldf_vfi.commands import command_parser
 from ldf_vfi.config import (
     config_dataclass,
     effective_config,

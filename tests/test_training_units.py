@@ -194,6 +194,14 @@ def test_adam_hyper_parameters_come_from_the_flags(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "out" / "args.json").read_text())["adam_beta1"] == 0.8
 
 
+# What the released DiT was trained with (REFERENCE_SPEC 14): the reference's DummyOptim path
+# (train_dit.py:383-396) under its configs/zero_stage1_config.json, run with accelerate 1.15.0 and DeepSpeed 0.19.8,
+# builds FusedAdam(adam_w_mode=1) with these values; its --adam_beta1 0.95 / --adam_weight_decay 1e-6 never arrive.
+RELEASED_DIT_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+# train_vae.py:298-310, torch.optim.Adam with its argparse defaults (train_vae.py:99-102).
+REFERENCE_VAE_ADAM = {"betas": (0.95, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
 def test_released_recipe_is_the_default(tmp_path):
     d = v = str(tmp_path)
     dit = build_parser("dit").parse_args(["--data", d, "--vae_path", v])
@@ -207,16 +215,28 @@ def test_released_recipe_is_the_default(tmp_path):
     assert (dit.tile_min_h, dit.tile_stride_h, dit.tile_min_t, dit.vae_batch_size) == (256, 192, 20, 16)
     assert (dit.batch_size, dit.batch_gpu, dit.ref_lr, dit.rampup_Msample) == (256, 8, 5e-5, 0.5)
     assert dit.no_bicubic and dit.grad_checkpoint and ema_decays(dit.ema_decay) == [0.995, 0.999]
-    assert (dit.adam_beta1, dit.adam_weight_decay, dit.max_grad_norm) == (0.95, 1e-6, 1.0)
-    vae = build_parser("vae").parse_args(["--data", d])
-    assert (vae.num_frames, vae.pn, vae.temporal_sf, vae.disc_start, vae.batch_gpu) == (
-        17,
-        "0.06M",
-        "1-16",
-        5001,
-        2,
+    assert (dit.num_epochs, dit.checkpointing_steps, dit.seed, dit.dataloader_num_workers) == (20, 100, 42, 2)
+    assert ((dit.adam_beta1, dit.adam_beta2), dit.adam_epsilon, dit.adam_weight_decay) == tuple(
+        RELEASED_DIT_ADAM.values()
     )
-    assert vae.freeze_encoder and vae.max_grad_norm == 0.0 and vae.adam_weight_decay == 0.0
+    assert dit.max_grad_norm == 1.0  # the ZeRO config's gradient_clipping
+    # The VAE decoder: the reference's train_vae.py argparse defaults (it has no launch script).
+    vae = build_parser("vae").parse_args(["--data", d])
+    assert (vae.pn, vae.temporal_sf, vae.no_bicubic, vae.batch_size, vae.batch_gpu) == (
+        "0.25M",
+        "4",
+        False,
+        2048,
+        16,
+    )
+    assert (vae.ref_lr, vae.rampup_Msample, vae.disc_lr, vae.disc_start) == (1e-4, 0.0, 1e-4, 50001)
+    assert (vae.perceptual_weight, vae.kl_weight, vae.disc_weight) == (1.0, 1e-6, 0.5)
+    assert ((vae.adam_beta1, vae.adam_beta2), vae.adam_epsilon, vae.adam_weight_decay) == tuple(
+        REFERENCE_VAE_ADAM.values()
+    )
+    assert (vae.num_epochs, vae.checkpointing_steps, vae.ema_decay) == (100, 500, "")
+    assert not vae.freeze_encoder and not vae.freeze_decoder and vae.max_grad_norm == 0.0
+    assert vae.num_frames == 5  # the reference's 60 cannot run (57 frames come back); 5 = one decoded group
     assert not build_parser("dit").parse_args(["--data", d, "--vae_path", v, "--bicubic"]).no_bicubic
     # The reference launcher's lines parse unchanged.
     (tmp_path / "wan1_3B.json").write_text("{}")
@@ -325,6 +345,87 @@ def test_launch_configs():
         offload = ds["zero_optimization"].get("offload_optimizer", {}).get("device")
         assert (offload == "cpu") == (stage == 3)
         assert ds.get("zero_force_ds_cpu_optimizer", True) is (stage != 3)
+
+
+@pytest.mark.parametrize("launch", ["ddp", "zero1", "zero2", "zero3"])
+def test_effective_optimizer_under_each_launch_config(tmp_path, monkeypatch, launch):
+    """The optimizer that steps under each shipped launch config, with the default flags, has the released
+    model's hyper-parameters (DiT) and the reference's (VAE decoder).
+
+    DDP: the trainer's own optimizer is what runs. ZeRO: without DeepSpeed installed here, the resolved DeepSpeed
+    config decides it: with no "optimizer" block, accelerate 1.15.0 passes the trainer's optimizer to
+    ``deepspeed.initialize`` as the client optimizer (accelerator.py:2250-2262, 2364-2378), which DeepSpeed
+    0.19.8 wraps as is; with CPU offload (ZeRO-3), ``zero_force_ds_cpu_optimizer: false`` keeps accelerate from
+    swapping it for a DeepSpeedCPUAdam built from lr and weight decay alone, so the trainer builds that class
+    itself (faked here) with the same values."""
+    import sys
+    import types
+
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.state import AcceleratorState, GradientState
+
+    from ldf_vfi.training.loop import TrainingRun
+
+    from conftest import REPO_ROOT
+
+    config = load_config_from_file(str(REPO_ROOT / f"configs/accelerate/{launch}.yaml"))
+    resolved = None
+    if launch != "ddp":
+        resolved = json.loads((REPO_ROOT / config.deepspeed_config["deepspeed_config_file"]).read_text())
+        assert "optimizer" not in resolved
+        offload = resolved["zero_optimization"].get("offload_optimizer", {}).get("device", "none")
+        assert offload == "none" or resolved["zero_force_ds_cpu_optimizer"] is False
+        monkeypatch.setattr(TrainingRun, "deepspeed_config", property(lambda self: resolved))
+
+        class FakeCPUAdam(torch.optim.Adam):  # deepspeed.ops.adam.DeepSpeedCPUAdam's signature
+            def __init__(self, params, adamw_mode=True, **hyper):
+                super().__init__(params, **hyper)
+                self.adamw_mode = adamw_mode
+
+        fake = types.ModuleType("deepspeed.ops.adam")
+        fake.DeepSpeedCPUAdam = FakeCPUAdam
+        monkeypatch.setitem(sys.modules, "deepspeed.ops.adam", fake)
+    (tmp_path / "data").mkdir()
+    for stage, decoupled, expected in (("dit", True, RELEASED_DIT_ADAM), ("vae", False, REFERENCE_VAE_ADAM)):
+        if stage == "vae" and launch != "ddp":
+            continue  # the VAE decoder trains with DDP only (two models, two optimizers)
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+        flags = ["--data", str(tmp_path / "data"), "--vae_path", str(tmp_path), "--output_dir", str(tmp_path / stage),
+                 "--logger", "none"]  # fmt: skip
+        args = build_parser(stage).parse_args(flags)
+        run = TrainingRun(args, name="test")
+        optimizer = run.adam(
+            nn.Linear(2, 2).parameters(), weight_decay=args.adam_weight_decay, decoupled=decoupled
+        )
+        group = optimizer.param_groups[0]
+        assert {key: group[key] for key in expected} == expected
+        if launch == "zero3":
+            assert (
+                isinstance(optimizer, FakeCPUAdam) and optimizer.adamw_mode
+            )  # AdamW, as DeepSpeed's "AdamW"
+        else:
+            assert type(optimizer) is (torch.optim.AdamW if decoupled else torch.optim.Adam)
+
+
+def test_thread_budget_leaves_cores_to_the_data_workers(monkeypatch):
+    """One intra-op thread per core of this process's share, less one per DataLoader worker and one for the
+    rest; never more than the launcher or the user set."""
+    from ldf_vfi.training.loop import limit_threads, training_threads
+
+    assert training_threads(local_processes=1, data_workers=2, cores=2) == 1  # measured: 25x faster than 2
+    assert training_threads(local_processes=1, data_workers=0, cores=2) == 1  # measured: 16x faster than 2
+    assert training_threads(local_processes=2, data_workers=0, cores=2) == 1
+    assert training_threads(local_processes=1, data_workers=2, cores=16) == 13
+    assert training_threads(local_processes=8, data_workers=2, cores=64) == 5
+    assert training_threads(local_processes=4, data_workers=2, cores=4) == 1
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert limit_threads(data_workers=0) == 1 and torch.get_num_threads() == 1  # a smaller setting stands
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_start_step_and_reset_lr(tmp_path):

@@ -240,7 +240,7 @@ EVALUATE_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli import command_parser
+    from ..commands import command_parser
 
     return command_parser("evaluate.py", add_evaluate_arguments)
 
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Runs through :func:`ldf_vfi.cli.run_command` like every script.
     """
-    from ..cli import run_command
+    from ..commands import run_command
 
     return run_command("evaluate.py", "evaluate", argv)
 

@@ -1,12 +1,14 @@
 """The flags of ``train.py`` (DiT) and ``train_vae.py`` (conditional VAE decoder), defined once.
 
 Names are the reference's (``train_dit.py``/``train_vae.py``, REFERENCE_SPEC 10.4-10.5), so its launch
-scripts' lines work here. Defaults are the released recipe (the values of the reference's
-``quick_start/train_dit.sh`` and ``train_vae.sh``), not its generic argparse defaults: a bare
-``python train.py --data ... --model_path ... --vae_path ...`` trains the released configuration (tiles
-256/192/20, temporal forcing, shift 5, sf 2-16, ...). Boolean recipe switches that the reference turns on
-from its scripts (``--no_bicubic``, ``--grad_checkpoint``, ``--freeze_encoder``) are on by default and keep
-their reference spelling; ``--bicubic``, ``--no_grad_checkpoint`` and ``--no_freeze_encoder`` turn them off.
+scripts' lines work here. Defaults are what the reference's code actually ran, each with its source file and
+line in a comment: for the DiT the values of its ``quick_start/train_dit.sh`` and, where its code and its
+intent differ, the effect (the optimizer: DeepSpeed's AdamW defaults, see :data:`STAGE_DEFAULTS`); for the VAE
+decoder, which has no launch script, the ``train_vae.py`` argparse defaults. A bare ``python train.py --data
+... --model_path ... --vae_path ...`` trains the released DiT configuration (tiles 256/192/20, temporal
+forcing, shift 5, sf 2-16, ...). Boolean switches that the DiT script turns on (``--no_bicubic``,
+``--grad_checkpoint``) are on by default and keep their reference spelling; ``--bicubic`` and
+``--no_grad_checkpoint`` turn them off.
 
 The parsers are the package's (:mod:`ldf_vfi.config`): ``--config FILE`` (YAML/JSON keyed by flag names;
 the command line wins), one-line argparse errors, and the ``args.json`` a run writes into its output folder
@@ -43,37 +45,58 @@ __all__ = [
 
 Stage = Literal["dit", "vae"]
 
+# The defaults of each stage, every value with its source in the reference (files of xypeng9903/LDF-VFI,
+# checked out at /work/ref). DiT: what quick_start/train_dit.sh passes, else what train_dit.py then runs with.
+# VAE decoder: the reference has no launch script, so its train_vae.py argparse defaults are the recipe.
 STAGE_DEFAULTS: dict[str, dict] = {
-    # quick_start/train_dit.sh of the reference (4 nodes x 8 GPUs, ZeRO-1).
     "dit": dict(
-        num_frames=60,
-        pn="0.25M",
-        temporal_sf="2-16",
-        output_dir="runs/train_dit",
-        batch_size=256,
-        batch_gpu=8,
-        num_epochs=20,
-        ref_lr=5e-5,
-        rampup_Msample=0.5,
-        adam_weight_decay=1e-6,
-        ema_decay="0.995,0.999",
-        checkpointing_steps=100,
-    ),
-    # quick_start/train_vae.sh of the reference (4 nodes x 8 GPUs, DDP, bf16).
-    "vae": dict(
-        num_frames=17,
-        pn="0.06M",
-        temporal_sf="1-16",
-        output_dir="runs/train_vae",
-        batch_size=256,
-        batch_gpu=2,
-        num_epochs=100,
-        ref_lr=5e-5,
-        rampup_Msample=0.1,
+        num_frames=60,  # quick_start/train_dit.sh:28
+        pn="0.25M",  # quick_start/train_dit.sh:46
+        temporal_sf="2-16",  # quick_start/train_dit.sh:48
+        no_bicubic=True,  # quick_start/train_dit.sh:47
+        output_dir="runs/train_dit",  # quick_start/train_dit.sh:16
+        batch_size=256,  # quick_start/train_dit.sh:56
+        batch_gpu=8,  # quick_start/train_dit.sh:67
+        num_epochs=20,  # quick_start/train_dit.sh:60
+        ref_lr=5e-5,  # quick_start/train_dit.sh:57
+        rampup_Msample=0.5,  # quick_start/train_dit.sh:58
+        # The optimizer that ran (REFERENCE_SPEC 14): train_dit.py:383-396 passes a DummyOptim because
+        # configs/zero_stage1_config.json:5-7 (quick_start/train_dit.sh:77) has an optimizer block; the block
+        # has no "params", so accelerate 1.15.0 fills nothing in (accelerator.py:2329-2331 and
+        # deepspeed_config_process only replace "auto" values that are present) and DeepSpeed 0.19.8 builds
+        # FusedAdam(adam_w_mode=True) with its own defaults (runtime/engine.py:2486-2493, 2409;
+        # ops/adam/fused_adam.py:78-85): betas (0.9, 0.999), eps 1e-8, weight decay 0. train_dit.py's
+        # --adam_beta1 0.95 and --adam_weight_decay 1e-6 (train_dit.py:104-107) never reached it.
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
         adam_weight_decay=0.0,
-        ema_decay="0.999,0.9995",
-        checkpointing_steps=1000,
-        max_grad_norm=0.0,  # the reference's VAE training does not clip
+        max_grad_norm=1.0,  # configs/zero_stage1_config.json:17 "gradient_clipping"
+        ema_decay="0.995,0.999",  # quick_start/train_dit.sh:63
+        checkpointing_steps=100,  # quick_start/train_dit.sh:71
+    ),
+    "vae": dict(
+        # train_vae.py:60 defaults to 60, which cannot run (the causal VAE reconstructs 1 + 4k frames: 57, and
+        # the loss fails on the shapes); 5 frames = one group as the sampler decodes them
+        # (training/models/precond.py:664-666).
+        num_frames=5,
+        pn="0.25M",  # train_vae.py:61
+        temporal_sf="4",  # train_vae.py:62
+        no_bicubic=False,  # train_vae.py:65
+        output_dir="runs/train_vae",  # ours (train_vae.py:89 "ddpm-model-64")
+        batch_size=2048,  # train_vae.py:90
+        batch_gpu=16,  # train_vae.py:91
+        num_epochs=100,  # train_vae.py:95
+        ref_lr=1e-4,  # train_vae.py:96
+        rampup_Msample=0.0,  # train_vae.py:98
+        # torch.optim.Adam, not AdamW, for both models (train_vae.py:298-310) with these flags:
+        adam_beta1=0.95,  # train_vae.py:99
+        adam_beta2=0.999,  # train_vae.py:100
+        adam_epsilon=1e-8,  # train_vae.py:102
+        adam_weight_decay=0.0,  # train_vae.py:101
+        max_grad_norm=0.0,  # train_vae.py:519, 594: the optimizers step without clipping
+        ema_decay="",  # train_vae.py:103
+        checkpointing_steps=500,  # train_vae.py:108
     ),
 }
 
@@ -86,8 +109,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         type=existing_path,
-        help="a dataset entry (configs/datasets/*.yaml, its train split) or an index: the --dst folder of "
-        "data_tools.py or its index.jsonl",
+        help="a dataset entry (configs/datasets/*.yaml, its train split), an index (the --dst folder of "
+        "data_tools.py or its index.jsonl) or one video file",
     )
     data.add_argument(
         "--num_frames",
@@ -102,10 +125,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--temporal_sf",
         help="temporal scale factors drawn uniformly per clip, list syntax 'a,b,c-d' (e.g. 2-16)",
     )
-    data.add_argument("--no_bicubic", dest="no_bicubic", action="store_true", default=True,
-                      help="resize only clips smaller than the crop (the released recipe; default)")  # fmt: skip
+    data.add_argument("--no_bicubic", dest="no_bicubic", action="store_true",
+                      help="resize only clips smaller than the crop (DiT default, as its recipe)")  # fmt: skip
     data.add_argument("--bicubic", dest="no_bicubic", action="store_false",
                       help="always resize clips so the crop covers the frame's short side")  # fmt: skip
+    # Flips and transposition off: quick_start/train_dit.sh:50-52, train_vae.py:66-68.
     data.add_argument("--p_vflip", type=float, default=0.0, help="probability of a vertical flip")
     data.add_argument("--p_hflip", type=float, default=0.0, help="probability of a horizontal flip")
     data.add_argument(
@@ -117,18 +141,24 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw the crop among all sizes of --pn (needs --batch_gpu 1)",
     )
     data.add_argument(
-        "--temporal_upsample", choices=("nearest",), default="nearest", help="how missing frames are filled"
+        "--temporal_upsample",
+        choices=("nearest",),
+        default="nearest",  # quick_start/train_dit.sh:26, train_vae.py:70
+        help="how missing frames are filled",
     )
     data.add_argument(
         "--avg_frames",
-        default="0,0",
+        default="0,0",  # quick_start/train_dit.sh:49, train_vae.py:63
         help="(reference compatibility) frame averaging is dead code in the reference; only 0,0 is accepted",
     )
     data.add_argument(
         "--video_backend", choices=("auto", "decord", "pyav"), default="auto", help="video decoder"
     )
     data.add_argument(
-        "--dataloader_num_workers", type=int, default=2, help="DataLoader worker processes per rank"
+        "--dataloader_num_workers",
+        type=int,
+        default=2,  # train_dit.py:456, train_vae.py:338
+        help="DataLoader worker processes per rank (each decodes with one thread)",
     )
 
 
@@ -136,14 +166,13 @@ def _add_vae_file_arguments(parser: argparse.ArgumentParser, stage: Stage) -> ar
     vae = parser.add_argument_group("VAE")
     vae.add_argument(
         "--vae_path",
-        required=stage == "dit",
         type=existing_path,
-        help="Wan2.1_VAE.pth (or a conditional v2 checkpoint)",
+        help="Wan2.1_VAE.pth (or a conditional v2 checkpoint); without it, a random VAE of --vae_config",
     )
     vae.add_argument(
         "--vae_type",
         choices=_VAE_TYPES[stage],
-        default=_VAE_TYPES[stage][0],
+        default=_VAE_TYPES[stage][0],  # quick_start/train_dit.sh:32; train_vae.py:76 has none (v1 or v2)
         help="checkpoint layout: plain Wan2.1 or the conditional v2 (only its encoder is used by the DiT)",
     )
     vae.add_argument(
@@ -169,29 +198,31 @@ def _add_dit_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_path,
         help="diffusers transformer config JSON: random init when no --model_path",
     )
-    model.add_argument(
+    model.add_argument(  # None: quick_start/train_dit.sh:25's slide_chunk_all_block_2x1x1
         "--attention_type", default=None, help="default: the released slide_chunk_all_block_2x1x1"
     )
     model.add_argument("--attention_backend", default="auto", help="auto, flex, local_sdpa or dense")
     model.add_argument(
         "--diffusion_forcing",
         choices=DIFFUSION_FORCING_MODES,
-        default="temporal",
+        default="temporal",  # quick_start/train_dit.sh:27
         help="noise level per temporal chunk (released) or per chunk",
     )
-    model.add_argument("--t_shift", type=float, default=5.0, help="noise-level shift s (released: 5)")
-    model.add_argument("--vae_channels", type=int, default=16, help="(reference compatibility) must be 16")
-    model.add_argument(
-        "--lq_proj_hidden_dim", type=int, default=16, help="(reference compatibility) must be 16"
-    )
-    model.add_argument(
-        "--lora_rank", type=int, default=0, help="(reference compatibility) LoRA is not supported; 0"
-    )
+    model.add_argument("--t_shift", type=float, default=5.0,  # quick_start/train_dit.sh:59
+                       help="noise-level shift s (released: 5)")  # fmt: skip
+    model.add_argument("--vae_channels", type=int, default=16,  # quick_start/train_dit.sh:23
+                       help="(reference compatibility) must be 16")  # fmt: skip
+    model.add_argument("--lq_proj_hidden_dim", type=int, default=16,  # quick_start/train_dit.sh:24
+                       help="(reference compatibility) must be 16")  # fmt: skip
+    model.add_argument("--lora_rank", type=int, default=0,  # train_dit.py:75
+                       help="(reference compatibility) LoRA is not supported; 0")  # fmt: skip
     model.add_argument("--grad_checkpoint", dest="grad_checkpoint", action="store_true", default=True,
-                       help="gradient checkpointing of the transformer blocks (default on)")  # fmt: skip
+                       help="gradient checkpointing of the transformer blocks (default on: "
+                       "quick_start/train_dit.sh:70)")  # fmt: skip
     model.add_argument("--no_grad_checkpoint", dest="grad_checkpoint", action="store_false")
 
     vae = _add_vae_file_arguments(parser, "dit")
+    # VAE tiles and groups: quick_start/train_dit.sh:34-41.
     vae.add_argument(
         "--vae_batch_size", type=int, default=16, help="5-frame groups per VAE call (memory knob)"
     )
@@ -215,9 +246,12 @@ def _add_dit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_vae_training_arguments(parser: argparse.ArgumentParser) -> None:
     vae = _add_vae_file_arguments(parser, "vae")
-    vae.add_argument("--freeze_encoder", dest="freeze_encoder", action="store_true", default=True,
-                     help="keep the encoder (and conv1) fixed: the DiT's latent space stays put (default on)")  # fmt: skip
-    vae.add_argument("--no_freeze_encoder", dest="freeze_encoder", action="store_false")
+    # Off by default (train_vae.py:82-83): the reference trains the encoder too, and at inference that encoder
+    # makes the LQ latent the DiT reads (REFERENCE_SPEC 3.4), so freezing it changes the model.
+    vae.add_argument("--freeze_encoder", dest="freeze_encoder", action="store_true", default=False,
+                     help="keep the encoder (and conv1) fixed, i.e. the latent space of the Wan2.1 VAE")  # fmt: skip
+    vae.add_argument("--no_freeze_encoder", dest="freeze_encoder", action="store_false",
+                     help="train the encoder too (the default)")  # fmt: skip
     vae.add_argument("--freeze_decoder", action="store_true", help="keep the Wan decoder (and conv2) fixed")
     vae.add_argument(
         "--lpips_weights",
@@ -225,15 +259,16 @@ def _add_vae_training_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_path,
         help="LPIPS AlexNet weights by path (torchvision or lpips layout; tools/convert_lpips_weights.py makes them)",
     )
-    vae.add_argument("--perceptual_weight", type=float, default=1.0, help="LPIPS weight w_p")
-    vae.add_argument("--kl_weight", type=float, default=1e-6, help="KL weight")
-    vae.add_argument(
-        "--disc_weight", type=float, default=0.5, help="adversarial weight (times the adaptive weight)"
-    )
-    vae.add_argument(
-        "--disc_start", type=int, default=5001, help="first optimizer step with the adversarial loss"
-    )
-    vae.add_argument("--disc_lr", type=float, default=5e-5, help="discriminator reference learning rate")
+    vae.add_argument("--perceptual_weight", type=float, default=1.0,  # train_vae.py:79
+                     help="LPIPS weight w_p")  # fmt: skip
+    vae.add_argument("--kl_weight", type=float, default=1e-6, help="KL weight")  # train_vae.py:81
+    vae.add_argument("--disc_weight", type=float, default=0.5,  # train_vae.py:80
+                     help="adversarial weight (times the adaptive weight)")  # fmt: skip
+    vae.add_argument("--disc_start", type=int, default=50001,  # train_vae.py:78
+                     help="first optimizer step with the adversarial loss")  # fmt: skip
+    vae.add_argument("--disc_lr", type=float, default=1e-4,  # train_vae.py:77
+                     help="discriminator reference learning rate")  # fmt: skip
+    # NLayerDiscriminator(input_nc=3, n_layers=3) with ndf's default 64: train_vae.py:238, discriminator.py:93.
     vae.add_argument("--disc_ndf", type=int, default=64, help="PatchGAN filters in the first layer")
     vae.add_argument("--disc_layers", type=int, default=3, help="PatchGAN strided layers")
 
@@ -242,7 +277,10 @@ def _add_training_arguments(parser: argparse.ArgumentParser, stage: Stage) -> No
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", help="checkpoints, log.jsonl, args.json and tensorboard logs go here")
     train.add_argument(
-        "--seed", type=int, default=42, help="seeds the data order, the clips, the noise and the init"
+        "--seed",
+        type=int,
+        default=42,  # train_dit.py:93, train_vae.py:88
+        help="seeds the data order, the clips, the noise and the init",
     )
     train.add_argument(
         "--batch_size", type=int, help="global batch per optimizer step (all ranks x accumulation)"
@@ -258,26 +296,26 @@ def _add_training_arguments(parser: argparse.ArgumentParser, stage: Stage) -> No
     train.add_argument(
         "--ref_batches",
         type=float,
-        default=0,
+        default=0,  # train_dit.py:102, train_vae.py:97
         help=">0: lr / sqrt(samples / (ref_batches * batch_size)) decay",
     )
     train.add_argument(
         "--rampup_Msample", type=float, help="linear lr ramp-up over this many million samples"
     )
-    train.add_argument("--adam_beta1", type=float, default=0.95)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
+    train.add_argument("--adam_beta1", type=float, help="Adam beta1 (DiT: AdamW; VAE decoder: Adam)")
+    train.add_argument("--adam_beta2", type=float)
     train.add_argument("--adam_weight_decay", type=float)
-    train.add_argument("--adam_epsilon", type=float, default=1e-8)
+    train.add_argument("--adam_epsilon", type=float)
     train.add_argument(
-        "--max_grad_norm",
-        type=float,
-        default=1.0,
-        help="gradient clipping (0: off); DeepSpeed reads its JSON",
+        "--max_grad_norm", type=float, help="gradient clipping (0: off); DeepSpeed reads its JSON's"
     )
     train.add_argument("--ema_decay", help="comma-separated EMA decays, e.g. 0.995,0.999 ('' for none)")
     train.add_argument("--offload_ema", action="store_true", help="keep the EMA copies in CPU memory")
     train.add_argument(
-        "--sp_size", type=int, default=1, help="sequence-parallel group size (ranks sharing a clip)"
+        "--sp_size",
+        type=int,
+        default=1,  # quick_start/train_dit.sh:69
+        help="sequence-parallel group size (ranks sharing a clip)",
     )
     train.add_argument("--start_step", type=int, default=None, help="start a fresh run as if at this step")
     train.add_argument("--reset_lr", action="store_true", help="with --start_step: restart the lr ramp there")
@@ -286,8 +324,15 @@ def _add_training_arguments(parser: argparse.ArgumentParser, stage: Stage) -> No
         "--checkpoints_total_limit", type=int, default=None, help="keep only the newest N checkpoints"
     )
     train.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-N folder")
-    train.add_argument("--logger", choices=("tensorboard", "wandb", "none"), default="tensorboard")
+    train.add_argument(  # train_dit.py:110-111, train_vae.py:105-106
+        "--logger", choices=("tensorboard", "wandb", "none"), default="tensorboard"
+    )
     train.add_argument("--logging_dir", default="logs", help="tracker folder inside --output_dir")
+    train.add_argument(
+        "--validate_only",
+        action="store_true",
+        help="check the flags and exit (the launch scripts do this once, before starting processes)",
+    )
     train.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # old launchers pass it
 
 
@@ -314,7 +359,7 @@ def add_train_vae_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser(stage: Stage, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of one training stage: ``"dit"`` (train.py) or ``"vae"`` (train_vae.py)."""
-    from ..cli import command_parser
+    from ..commands import command_parser
 
     adders = {"dit": add_train_dit_arguments, "vae": add_train_vae_arguments}
     return command_parser(prog or {"dit": "train.py", "vae": "train_vae.py"}[stage], adders[stage])
@@ -452,6 +497,8 @@ def _validate_dit(args: argparse.Namespace) -> None:
         raise InputError(
             "give --model_path (Wan2.1-T2V-1.3B-Diffusers/transformer) or --model_config (random init)"
         )
+    if args.vae_path is None and args.vae_config is None:
+        raise InputError("give --vae_path (Wan2.1_VAE.pth) or --vae_config (a random VAE of that config)")
     _json_file(args.model_config, "model_config")
     if args.attention_type is not None:
         from ..models.attention import check_attention_type

@@ -1,8 +1,9 @@
 """Command lines of the trainers: ``train.py`` (DiT) and ``train_vae.py`` (conditional VAE decoder).
 
-Both run through the package's command runner (:func:`ldf_vfi.cli.run_command`): ``--config FILE``, one-line
-errors ``error: <message>`` with exit status 2, flags validated before anything is loaded; the same commands
-are ``ldf-vfi train`` and ``ldf-vfi train_vae``.
+Both run through the package's command runner (:func:`ldf_vfi.commands.run_command`): ``--config FILE``,
+one-line errors ``error: <message>`` with exit status 2, flags validated before anything is loaded
+(``--validate_only`` stops there: the launch scripts check a command line once before starting processes); the
+same commands are ``ldf-vfi train`` and ``ldf-vfi train_vae``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ __all__ = ["main_dit", "main_vae", "run_train_dit", "run_train_vae"]
 def run_train_dit(args: argparse.Namespace) -> int:
     """Validate and run DiT training; returns the exit status."""
     validate_args(args, "dit")
+    if args.validate_only:
+        return 0
     from .dit import train_dit
 
     train_dit(args)
@@ -27,6 +30,8 @@ def run_train_dit(args: argparse.Namespace) -> int:
 def run_train_vae(args: argparse.Namespace) -> int:
     """Validate and run conditional VAE decoder training; returns the exit status."""
     validate_args(args, "vae")
+    if args.validate_only:
+        return 0
     from .vae_decoder import train_vae
 
     train_vae(args)
@@ -34,7 +39,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
 
 def _run(prog: str, name: str, argv: Sequence[str] | None) -> int:
-    from ..cli import run_command  # the ldf-vfi command table lists train and train_vae
+    from ..commands import run_command  # the ldf-vfi command table lists train and train_vae
 
     return run_command(prog, name, argv)
 

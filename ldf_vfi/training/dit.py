@@ -11,9 +11,11 @@ One micro-step, for a batch of clips ``gt (B, 3, T, H, W)`` uint8 with their deg
    broadcast from the first rank of a sequence-parallel group;
 4. ``loss = mean((DiT([x_t | y | m], floor(1000 t)) - (noise - x0))^2)`` in fp32 over every element.
 
-Around it: AdamW with the command line's hyper-parameters, the EDM2 lr ramp, gradient accumulation to
-``--batch_size``, gradient clipping, fp32 EMAs saved as diffusers folders, and exact resume
-(:mod:`~ldf_vfi.training.loop`).
+Around it: AdamW with the command line's hyper-parameters (by default the ones the released model ran with,
+:data:`~ldf_vfi.training.args.STAGE_DEFAULTS`), the EDM2 lr ramp, gradient accumulation to ``--batch_size``,
+gradient clipping, fp32 EMAs saved as diffusers folders, and exact resume (:mod:`~ldf_vfi.training.loop`).
+Without ``--vae_path`` the encoders are a random VAE of ``--vae_config`` (a first run with no weights,
+``configs/train/tiny.yaml``), kept as ``<output_dir>/vae.pth`` for resuming and for ``generate.py``.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ from ..models.transformer import (
     LDFTransformer3DModel,
     read_safetensors_folder,
 )
-from ..models.vae import WanVAE
+from ..models.vae import WanVAE, save_original_state_dict
 from .args import ema_decays, tiling_config
-from .ema import EMA
+from .checkpoint import checkpoint_path
+from .ema import EMA, ema_name
 from .loop import TrainingRun, gather_lq, to_unit
 
 __all__ = [
@@ -63,6 +66,7 @@ logger = logging.getLogger("ldf_vfi.training")
 
 # Purposes of keyed random draws (TrainingRun.generator): distinct streams per use.
 _NOISE = 0
+RANDOM_VAE_FILE = "vae.pth"
 
 
 def load_vae(path: str | None, vae_type: str, config_path: str | None) -> WanVAE:
@@ -72,6 +76,24 @@ def load_vae(path: str | None, vae_type: str, config_path: str | None) -> WanVAE
     if path is None:
         return WanVAE(**{**(config or {}), "conditional": conditional})
     return WanVAE.from_original(path, conditional=conditional, config=config)
+
+
+def encoder_vae(args: argparse.Namespace, run: TrainingRun) -> WanVAE:
+    """The VAE of the DiT's latents: ``--vae_path``, or else a random VAE of ``--vae_config`` written once to
+    ``<output_dir>/vae.pth`` (and read back when the run resumes), so that the latent space the DiT learns can be
+    decoded: that file is the ``--vae_path`` of ``generate.py``."""
+    if args.vae_path is not None:
+        return load_vae(args.vae_path, args.vae_type, args.vae_config)
+    saved = run.output_dir / RANDOM_VAE_FILE
+    exists = saved.is_file()
+    run.accelerator.wait_for_everyone()  # every rank looked before the main process writes it
+    if exists:
+        return load_vae(str(saved), args.vae_type, args.vae_config)
+    vae = load_vae(None, args.vae_type, args.vae_config)
+    if run.accelerator.is_main_process:
+        logger.info("no --vae_path: a random VAE of %s, saved as %s", args.vae_config, saved)
+        save_original_state_dict(vae, saved)
+    return vae
 
 
 class LatentEncoder:
@@ -159,7 +181,9 @@ def build_transformer(args: argparse.Namespace) -> LDFTransformer3DModel:
     model.set_attention_backend(args.attention_backend)
     if args.grad_checkpoint:
         model.enable_gradient_checkpointing()
-    return model.to(torch.float32).requires_grad_(True).train()
+    # nn.Module.to: diffusers' ModelMixin.to warns about float32 modules on every dtype cast, even when a model
+    # has none (LDFTransformer3DModel, WanVAE); there is nothing to keep apart here.
+    return nn.Module.to(model, dtype=torch.float32).requires_grad_(True).train()
 
 
 def _write_ema(model: nn.Module, folder: Path) -> None:
@@ -180,9 +204,8 @@ def train_dit(args: argparse.Namespace) -> Path:
     dataset = run.dataset()
 
     transformer = build_transformer(args)
-    encoder = LatentEncoder(
-        load_vae(args.vae_path, args.vae_type, args.vae_config).to(device, dtype), tiling_config(args), dtype
-    )
+    vae = nn.Module.to(encoder_vae(args, run), device=device, dtype=dtype)  # see build_transformer
+    encoder = LatentEncoder(vae, tiling_config(args), dtype)
     decays = ema_decays(args.ema_decay)
     ema = EMA(
         transformer, decays if acc.is_main_process else [], device="cpu" if args.offload_ema else device
@@ -234,4 +257,14 @@ def train_dit(args: argparse.Namespace) -> Path:
             metrics["grad_norm"] = grad_norm
         run.end_step(metrics, save_extra)
     run.finish()
+    if acc.is_main_process and decays:
+        model_path = checkpoint_path(run.output_dir, run.state.global_step) / ema_name(decays[-1])
+        vae_hint = f"--vae_path {run.output_dir / RANDOM_VAE_FILE if args.vae_path is None else 'VAE'}"
+        if args.vae_path is None and args.vae_type == "wan2_1":
+            vae_hint += " --vae_type wan2_1"
+        logger.info(
+            "interpolate with it: python generate.py --backend ldf --model_path %s %s --data VIDEO",
+            model_path,
+            vae_hint,
+        )
     return run.output_dir

@@ -34,7 +34,8 @@ class EMA:
         self.decays = [float(d) for d in decays]
         self.models: dict[float, nn.Module] = {}
         for decay in self.decays:
-            average = copy.deepcopy(model).to(device=device, dtype=torch.float32)
+            # nn.Module.to: diffusers' ModelMixin.to warns about float32 modules on any dtype cast, even none.
+            average = nn.Module.to(copy.deepcopy(model), device=device, dtype=torch.float32)
             self.models[decay] = average.requires_grad_(False).eval()
 
     def __bool__(self) -> bool:

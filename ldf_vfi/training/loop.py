@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -34,10 +35,11 @@ from torch.utils.data import DataLoader
 from ..config import save_effective_config
 from ..data.clips import ClipDataset, ClipOptions, ClipOrder
 from ..data.lavib import read_index
-from ..data.registry import is_dataset_config, load_dataset_config, train_records
+from ..data.registry import DatasetConfig, is_dataset_config, load_dataset_config, train_records
 from ..distributed import process_info
 from ..distributed.sequence_parallel import init_sequence_parallel
 from ..errors import InputError
+from ..io import VIDEO_EXTENSIONS
 from .args import gradient_accumulation_steps, temporal_sf_list
 from .checkpoint import STATE_FILE, RunState, checkpoint_path, prune_checkpoints, resolve_resume
 from .schedule import learning_rate
@@ -50,10 +52,12 @@ LOG_FILE = "log.jsonl"
 
 
 def load_training_records(data: str):
-    """The clips to train on: a dataset entry (``configs/datasets/*.yaml``, its ``train`` split) or an index
-    written by ``data_tools.py`` (its folder or its ``index.jsonl``)."""
+    """The clips to train on: a dataset entry (``configs/datasets/*.yaml``, its ``train`` split), an index
+    written by ``data_tools.py`` (its folder or its ``index.jsonl``) or one video file (e.g. the demo clip)."""
     if is_dataset_config(data):
         return train_records(load_dataset_config(data), "train")
+    if Path(data).is_file() and Path(data).suffix.lower() in VIDEO_EXTENSIONS:
+        return train_records(DatasetConfig(type="video_folder", root=str(data), source=str(data)), "train")
     return read_index(data)
 
 
@@ -95,6 +99,41 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def training_threads(local_processes: int, data_workers: int, cores: int | None = None) -> int:
+    """Intra-op threads for one training process: its share of the machine's cores, less one per DataLoader
+    worker (they decode while the step runs) and one for everything else (the launcher, the loader's and the
+    decoders' own threads, the system), at least 1.
+
+    OpenMP threads that outnumber the free cores spin in every parallel region's barrier. On the 2-core
+    development machine a tiny DiT step (benchmark in the report of issue 13) took 29.5 s with torch's default
+    of 2 threads and 2 data workers, 19.2 s with 2 threads and none, 1.2 s with 1 thread either way.
+    """
+    share = (cores or available_cores()) // max(1, local_processes)
+    return max(1, share - data_workers - 1)
+
+
+def limit_threads(data_workers: int) -> int:
+    """Lower torch's intra-op threads to :func:`training_threads` (never raise them: a smaller
+    ``OMP_NUM_THREADS`` set by the user or the launcher stands). Returns the number in use."""
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    threads = min(torch.get_num_threads(), training_threads(local_processes, data_workers))
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def _tracker_config(args: argparse.Namespace) -> dict:
     """Flags as tensorboard hparams accept them (scalars and strings only)."""
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
@@ -122,6 +161,12 @@ class TrainingRun:
 
         self.args = args
         self.name = name
+        threads = limit_threads(args.dataloader_num_workers)
+        # DDP compares each gradient's strides with its bucket view's, size-1 dimensions included. Weights with
+        # size-1 kernel dimensions (the VAE's 1x1x1 conv1/conv2 and zero convolutions, the DiT's 1x2x2 patch
+        # embedding) can get gradients that differ from the parameter only in the strides of those dimensions
+        # (cuDNN's channels-last kernels): the same memory order, copied into the bucket all the same.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         info = process_info()
         self.gas = gradient_accumulation_steps(
             args.batch_size, args.batch_gpu, info.world_size // args.sp_size
@@ -176,9 +221,9 @@ class TrainingRun:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_effective_config(args, self.output_dir / "args.json")  # --config args.json repeats the run
         logger.info(
-            "process %d/%d (dp rank %d of %d, sp %d), %d micro-batches of %d per step, %s, %s",
+            "process %d/%d (dp rank %d of %d, sp %d), %d micro-batches of %d per step, %s, %s, %d torch threads",
             acc.process_index, acc.num_processes, self.dp_rank, self.dp_size, args.sp_size,
-            self.gas, args.batch_gpu, self.device, self.weight_dtype,
+            self.gas, args.batch_gpu, self.device, self.weight_dtype, threads,
         )  # fmt: skip
 
     # -- DeepSpeed --------------------------------------------------------------------------------------
@@ -215,8 +260,10 @@ class TrainingRun:
             )
 
     def adam(self, params: Iterable, weight_decay: float, decoupled: bool = True) -> torch.optim.Optimizer:
-        """Adam(W) with the command line's betas, epsilon and weight decay, really applied (the reference's
-        DeepSpeed setup silently used DeepSpeed's defaults: bug 21). lr is set every step by the schedule.
+        """Adam(W) with the command line's betas, epsilon and weight decay, really applied under every launch
+        config (the reference's ZeRO config silently replaced its flags with DeepSpeed's defaults: bug 21; those
+        defaults, which trained the released DiT, are now the flags' defaults). lr is set every step by the
+        schedule. The DeepSpeed JSONs carry no optimizer block, so accelerate hands this optimizer to DeepSpeed.
 
         With ZeRO-Offload the DeepSpeed CPU Adam is built here with the same values (accelerate's automatic
         conversion keeps only lr and weight decay), which is why the offload config sets

@@ -95,7 +95,7 @@ class VAELoss:
         perceptual_weight: float = 1.0,
         kl_weight: float = 1e-6,
         disc_weight: float = 0.5,
-        disc_start: int = 5001,
+        disc_start: int = 50001,  # reference: train_vae.py:78
     ) -> None:
         self.perceptual = perceptual
         self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
@@ -104,8 +104,9 @@ class VAELoss:
         self.disc_start = disc_start
 
     def adversarial(self, step: int) -> bool:
-        """Whether the GAN terms are on: from ``disc_start`` (the reference multiplies them by 0 before, which
-        changes nothing; skipping them saves the discriminator passes)."""
+        """Whether the GAN terms are on: from ``disc_start``. Before, the reference multiplies them by 0
+        (``vae_loss.py:97-99, 126-127``): the generator's loss is unchanged, and the discriminator's zero-loss
+        step is what :func:`~ldf_vfi.training.vae_decoder.train_vae` replays without the passes."""
         return step >= self.disc_start and self.disc_weight > 0
 
     def generator(

@@ -2,18 +2,21 @@
 
 The model is :class:`~ldf_vfi.models.vae.WanVAE` with ``conditional=True``, started from ``Wan2.1_VAE.pth``
 (encoder, decoder, conv1/conv2) with a fresh condition encoder and zero-initialised injection convolutions.
-One iteration:
+One iteration, as the reference's (``train_vae.py:434-595``):
 
-1. generator step (``--batch_size`` clips): ``mu, logvar = encode(gt)`` (raw latent space; frozen encoder by
-   default, so the DiT's latent space is untouched), ``z = mu + sigma * eps``, ``x_hat = decode(z)`` with the
-   condition = the nearest-upsampled low-frame-rate clip and its mask; loss of :class:`~.losses.VAELoss`;
-2. from ``--disc_start`` on, a discriminator step on a fresh batch (hinge loss on frames).
+1. generator step (``--batch_size`` clips): ``mu, logvar = encode(gt)`` (raw latent space; the encoder trains
+   too unless ``--freeze_encoder``), ``z = mu + sigma * eps``, ``x_hat = decode(z)`` with the condition = the
+   nearest-upsampled low-frame-rate clip and its mask; loss of :class:`~.losses.VAELoss`;
+2. a discriminator step on a fresh batch (hinge loss on frames). Before ``--disc_start`` the reference's
+   discriminator loss is multiplied by 0, so that step changes no weight, but it still takes the batch, lets
+   ActNorm initialise on the first batch's real frames and counts an Adam step (Adam's bias correction at
+   ``disc_start`` is then that of a late step); :func:`train_vae` does exactly that without the VAE and
+   discriminator passes whose result is multiplied by 0.
 
-Clips are whole causal clips of ``1 + 4k`` frames (``--num_frames 17``, the reference's launcher), encoded and
-decoded through the feature cache in one pass: the VAE sees the same 1, 4, 4, ... chunking as at inference,
-with context across chunks. (Inference decodes 5-frame groups independently; a 5-frame clip is the special
-case ``--num_frames 5``.) Optimisers are Adam (not AdamW) as the reference; EMAs are saved per decay as
-``ema-<decay>.pth`` in the original checkpoint layout, loadable as ``--vae_path`` of the sampler.
+Clips of ``1 + 4k`` frames (``--num_frames 5`` by default: one group, as the sampler decodes them) are encoded
+and decoded through the feature cache in one pass, with the same 1, 4, 4, ... chunking as at inference.
+Optimisers are Adam (not AdamW) as the reference; EMAs are saved per decay as ``ema-<decay>.pth`` in the
+original checkpoint layout, loadable as ``--vae_path`` of the sampler.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ def train_vae(args: argparse.Namespace) -> Path:
         )
     dataset = run.dataset()
 
-    vae = load_conditional_vae(args.vae_path, args.vae_config).to(torch.float32)
+    # nn.Module.to: diffusers' ModelMixin.to would warn about float32 modules that WanVAE does not have.
+    vae = nn.Module.to(load_conditional_vae(args.vae_path, args.vae_config), dtype=torch.float32)
     _freeze(vae, args.freeze_encoder, args.freeze_decoder)
     module = ConditionalReconstruction(vae, args.freeze_encoder)
     unused = freeze_unused(module)
@@ -230,26 +234,32 @@ def train_vae(args: argparse.Namespace) -> Path:
                 logs[key] = logs.get(key, 0.0) + value / run.gas
         if ema:
             ema.update(acc.unwrap_model(model).vae)
-        if criterion.adversarial(step):
-            disc.train()
+        # The discriminator steps every iteration on fresh batches (train_vae.py:538-595).
+        adversarial = criterion.adversarial(step)
+        disc.train()
+        if adversarial:
             logs["d_loss"] = 0.0
-            for _ in range(run.gas):
-                batch = run.next_batch()
-                gt, lq, mask = clips(batch)
+        for _ in range(run.gas):
+            batch = run.next_batch()
+            if not all(bool(m.initialized) for m in disc_module.modules() if isinstance(m, ActNorm)):
+                # ActNorm's data-dependent init sees real frames first, as in the reference.
                 with torch.no_grad():
-                    x_hat = model(gt, lq, mask, run.sample_generators(batch, _REPARAMETERISE_D))[0]
-                real, fake = _frames(gt), _frames(x_hat)
-                if not all(bool(m.initialized) for m in disc_module.modules() if isinstance(m, ActNorm)):
-                    # ActNorm's data-dependent init sees real frames first, as in the reference.
+                    disc_module(_frames(to_unit(batch["gt"], dtype)))
+            with acc.accumulate(disc):
+                if adversarial:
+                    gt, lq, mask = clips(batch)
                     with torch.no_grad():
-                        disc_module(real)
-                with acc.accumulate(disc):
-                    logits_real, logits_fake = disc(torch.cat([real, fake])).chunk(2)  # one DDP forward
-                    d_loss = criterion.discriminator(logits_real, logits_fake)
+                        x_hat = model(gt, lq, mask, run.sample_generators(batch, _REPARAMETERISE_D))[0]
+                    logits = disc(torch.cat([_frames(gt), _frames(x_hat)]))  # one DDP forward
+                    d_loss = criterion.discriminator(*logits.chunk(2))
                     acc.backward(d_loss)
-                    opt_d.step()
-                    opt_d.zero_grad(set_to_none=True)
-                logs["d_loss"] += d_loss.item() / run.gas
+                    logs["d_loss"] += d_loss.item() / run.gas
+                else:
+                    # The reference's loss is 0 * hinge here (vae_loss.py:126-127): gradients of exactly 0.
+                    for p in disc_module.parameters():
+                        p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
+                opt_d.step()
+                opt_d.zero_grad(set_to_none=True)
         metrics = {key: run.reduce_mean(value) for key, value in sorted(logs.items())}
         run.end_step({**metrics, "lr": lr, "disc_lr": disc_lr}, save_extra)
     run.finish()
