@@ -435,7 +435,7 @@ def interpolate_one(
 
     if args.target_fps is not None:
         stream = interpolator.resample(inputs(), UniformGrid(args.target_fps, info.start_time))
-        time_base = exact_time_base(info.start_time, 1 / args.target_fps)
+        time_base = exact_time_base(info.start_time, 1 / args.target_fps, info.time_base)
     else:
         slots = interpolator.interpolate((frame.image for frame in inputs()), args.temporal_sf)
         stream = with_slot_times(slots, input_times, args.temporal_sf)
@@ -563,7 +563,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
             if len(sources) == 1:
                 raise error from None
             failures += 1
-            print(f"error: {error}", file=sys.stderr)
+            tqdm.write(f"error: {error}", file=sys.stderr)  # above the progress bar, on a line of its own
             continue
         cuts = summary["scene_cuts"]
         print(

@@ -125,7 +125,12 @@ def check_input_path(path: str | Path) -> Path:
 def read_frame_rgb(path: Path) -> np.ndarray:
     """One image file as ``H x W x 3`` uint8 RGB (alpha dropped, grey expanded), like PIL's ``convert('RGB')``."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a damaged image is our one-line error
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None:
         raise InputError(f"cannot read image '{path}' (not an image, or damaged)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -423,25 +428,40 @@ class FrameReader:
                 yield TimedFrame(image, time)
             if previous is None:
                 raise InputError(f"video '{self.path}' has no frames")
-            self.end_time = self._end_time(stream, previous, shown_until, 1 / rate, announced)
+            self.end_time = self._end_time(container, stream, previous, shown_until, 1 / rate, announced)
         finally:
             container.close()
 
-    def _end_time(self, stream, last: Fraction, shown_until: Fraction, step: Fraction, announced: int):
+    def _end_time(
+        self, container, stream, last: Fraction, shown_until: Fraction, step: Fraction, announced: int
+    ):
         """When the last frame stops being shown: the video track's end (MP4/MOV edit list), else the latest
-        end of a frame's own duration (Matroska), else one nominal frame after the last."""
+        end of a frame's own duration (Matroska), else one nominal frame after the last. A video that stops
+        well before the length its header states was cut short: a warning says how far it got."""
+        time_base = Fraction(stream.time_base)
+        start = int(stream.start_time or 0) * time_base
+        if stream.duration:
+            stated = start + int(stream.duration) * time_base
+        elif container.duration:
+            stated = start + Fraction(int(container.duration), 1_000_000)  # every stream's longest
+        else:
+            stated = None
         if announced and self.frames_read < announced:
             logger.warning(
                 "'%s' ends after %d of the %d frames its header announces (truncated?); using the %d read",
                 self.path, self.frames_read, announced, self.frames_read,
             )  # fmt: skip
             return last + step
+        if not announced and stated is not None and stated - last > max(5 * step, (stated - start) / 10):
+            logger.warning(
+                "'%s' ends after %d frames (%.2f s) but its header says %.2f s (truncated?); using the %d read",
+                self.path, self.frames_read, float(last - start + step), float(stated - start), self.frames_read,
+            )  # fmt: skip
+            return last + step
         if self.fps_override:
             return last + step
-        if stream.duration:
-            end = (int(stream.start_time or 0) + int(stream.duration)) * Fraction(stream.time_base)
-            if end > last:
-                return end
+        if stream.duration and stated > last:
+            return stated
         return shown_until if shown_until > last else last + step
 
 

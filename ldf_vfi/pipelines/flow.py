@@ -140,7 +140,10 @@ class _PairWarper:
     def __init__(self, frame0: np.ndarray, frame1: np.ndarray, flow_fn, max_side: int = 1024) -> None:
         height, width = frame0.shape[:2]
         scale = min(1.0, max_side / max(height, width))
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        # DIS fails on images under ~12 px a side and on thin strips (its coarsest pyramid level would have
+        # no rows): flow is estimated on at least 16 px and 1/16 of the longer side (stretched, not padded)
+        shortest = max(16, round(max(width, height) * scale) // 16)
+        size = (max(shortest, round(width * scale)), max(shortest, round(height * scale)))
         gray0 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
         gray1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
         if size != (width, height):
