@@ -88,7 +88,9 @@ def test_damaged_video_in_a_batch_is_reported_and_the_others_written(tmp_path, c
     corpus.encode(batch / "good.mp4", corpus.shapes(3))
     corpus.truncated_video(batch)
     out = tmp_path / "out"
-    code, stdout, errors = generate(capsys, "--data", str(batch), "--output_dir", str(out), "--temporal_sf", "2")
+    code, stdout, errors = generate(
+        capsys, "--data", str(batch), "--output_dir", str(out), "--temporal_sf", "2"
+    )
     assert code == 2 and len(errors) == 1 and "truncated.mp4" in errors[0]
     assert sorted(p.name for p in out.iterdir()) == ["good"]  # no empty truncated/ folder
     assert probe(out / "good" / "pred.mp4").num_frames == 5
@@ -99,7 +101,9 @@ def test_truncated_matroska_is_read_as_far_as_it_goes_and_says_so(tmp_path, caps
     read are used, a warning says how many, and the result record counts what was really read and written."""
     data = corpus.truncated_mkv(tmp_path)
     caplog.set_level(logging.WARNING, logger="ldf_vfi")
-    code, _, errors = generate(capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2")
+    code, _, errors = generate(
+        capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2"
+    )
     assert code == 0 and not errors
     assert any("ends after 20 frames" in r.message and "truncated" in r.message for r in caplog.records)
     record = result_record(tmp_path / "out" / "truncated")
@@ -115,7 +119,9 @@ def test_rotated_phone_video_comes_out_as_it_is_shown(tmp_path, capsys, rotation
     data, shown = corpus.rotated_video(tmp_path, rotation, hflip)
     info = probe(data)
     assert (info.width, info.height) == (64, 96)
-    code, _, _ = generate(capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2")
+    code, _, _ = generate(
+        capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2"
+    )
     assert code == 0
     result = tmp_path / "out" / data.stem / "pred.mp4"
     assert (probe(result).width, probe(result).height, probe(result).rotation) == (64, 96, 0)
@@ -155,7 +161,9 @@ def test_variable_frame_rate_to_a_target_rate_is_constant_and_exact(tmp_path, ca
     data, times = corpus.variable_rate_video(tmp_path)
     inputs = [frame.image for frame in FrameReader(data)]
     out = tmp_path / "vfr60.mp4"
-    code, _, _ = generate(capsys, "--data", str(data), "--output", str(out), "--target_fps", "60", "--crf", "0")
+    code, _, _ = generate(
+        capsys, "--data", str(data), "--output", str(out), "--target_fps", "60", "--crf", "0"
+    )
     assert code == 0
     result = list(FrameReader(out))
     assert [frame.time for frame in result] == [Fraction(j, 60) for j in range(17)]  # 0 .. 8/30 s
@@ -183,7 +191,9 @@ def test_same_stem_inputs_get_separate_results(tmp_path, capsys):
     is unique keeps the plain name (other/), as before."""
     batch = corpus.same_stem_inputs(tmp_path)
     out = tmp_path / "out"
-    code, stdout, errors = generate(capsys, "--data", str(batch), "--output_dir", str(out), "--temporal_sf", "2")
+    code, stdout, errors = generate(
+        capsys, "--data", str(batch), "--output_dir", str(out), "--temporal_sf", "2"
+    )
     assert code == 0 and not errors
     assert sorted(p.name for p in out.iterdir()) == ["clip.mov", "clip.mp4", "other"]
     for name, seed in (("clip.mp4", 1), ("clip.mov", 2)):
@@ -195,7 +205,9 @@ def test_same_stem_inputs_get_separate_results(tmp_path, capsys):
 def test_video_inside_a_frame_folder_gets_a_note(tmp_path, capsys, caplog):
     data = corpus.frames_beside_a_video(tmp_path)
     caplog.set_level(logging.WARNING, logger="ldf_vfi")
-    code, _, _ = generate(capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2")
+    code, _, _ = generate(
+        capsys, "--data", str(data), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2"
+    )
     assert code == 0
     assert any("also_here.mp4" in r.message and "not processed" in r.message for r in caplog.records)
     assert probe(tmp_path / "out" / "frames" / "pred.mp4").num_frames == 5
@@ -281,7 +293,11 @@ def test_special_files_are_refused_without_opening_them(tmp_path):
     pipe = corpus.named_pipe(tmp_path)
     sock, server = corpus.unix_socket(tmp_path)
     try:
-        for data, message in ((pipe, "is a named pipe"), (sock, "is a socket"), ("/dev/null", "is a character device")):
+        for data, message in (
+            (pipe, "is a named pipe"),
+            (sock, "is a socket"),
+            ("/dev/null", "is a character device"),
+        ):
             result = subprocess.run([sys.executable, str(REPO_ROOT / "generate.py"), "--data", str(data),
                                      "--output_dir", str(tmp_path / "out")],
                                     capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -297,7 +313,9 @@ def test_special_file_in_a_folder_is_skipped_with_a_note(tmp_path, capsys, caplo
     write_video(batch / "a.mp4", corpus.shapes(3, 16, 16))
     corpus.named_pipe(batch, "b.mp4")
     caplog.set_level(logging.WARNING, logger="ldf_vfi")
-    code, _, _ = generate(capsys, "--data", str(batch), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2")
+    code, _, _ = generate(
+        capsys, "--data", str(batch), "--output_dir", str(tmp_path / "out"), "--temporal_sf", "2"
+    )
     assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a"]
     assert any("b.mp4" in r.message and "named pipe" in r.message for r in caplog.records)
 

@@ -267,7 +267,9 @@ class VideoWriter:
             if self._last_pts is not None and pts <= self._last_pts:
                 raise ValueError(f"frame times must increase: frame {self.frames_written} at {time} s")
             self._last_pts = pts
-            video_frame = av.VideoFrame.from_ndarray(pad_to_multiple(np.ascontiguousarray(frame), 2), format="rgb24")
+            video_frame = av.VideoFrame.from_ndarray(
+                pad_to_multiple(np.ascontiguousarray(frame), 2), format="rgb24"
+            )
             video_frame.pts, video_frame.time_base = pts, self.time_base
             self._mux_video(self._stream.encode(video_frame))
         else:
