@@ -525,9 +525,12 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise InputError(
             "--target_fps needs --backend flow; the ldf backend interpolates by integer factors (--temporal_sf)"
         )
-    sources = list_inputs(args.data)
-    plan = plan_outputs(sources, args)
-    interpolator = get_interpolator(backend, **backend_options(args, backend))
+    try:
+        sources = list_inputs(args.data)
+        plan = plan_outputs(sources, args)
+        interpolator = get_interpolator(backend, **backend_options(args, backend))
+    except OSError as exc:  # e.g. a folder that cannot be listed
+        raise InputError(first_line(exc)) from None
     sp_size = args.sp_size if backend == "ldf" else 1
     mine = shard_for_process(sources, sp_size=sp_size)
     writes = process_info().rank % sp_size == 0  # one writer per sequence-parallel group

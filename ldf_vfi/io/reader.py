@@ -177,10 +177,15 @@ def list_inputs(path: str | Path) -> list[Path]:
         return [path]
     entries = []
     for child in sorted(path.iterdir(), key=natural_sort_key):
-        if _is_video_file(child) or (child.is_dir() and list_frame_files(child)):
-            entries.append(child)
-        elif child.suffix.lower() in VIDEO_EXTENSIONS and child.exists():
-            logger.warning("skipping '%s': %s", child, _special_kind(child.stat().st_mode) or "not readable")
+        try:
+            if _is_video_file(child) or (child.is_dir() and list_frame_files(child)):
+                entries.append(child)
+            elif child.suffix.lower() in VIDEO_EXTENSIONS and child.exists():
+                logger.warning(
+                    "skipping '%s': %s", child, _special_kind(child.stat().st_mode) or "not readable"
+                )
+        except OSError as exc:  # an unreadable sub-folder
+            logger.warning("skipping '%s': %s", child, first_line(exc))
     if not entries:
         raise InputError(
             f"no videos ({', '.join(VIDEO_EXTENSIONS[:5])}, ...) or image frames found in folder '{path}'"
@@ -356,8 +361,9 @@ class FrameReader:
     Times are the container's presentation times (variable frame rate kept; timestamps that do not increase
     are replaced by the previous one plus one nominal frame), or ``k / fps`` for frame folders and when ``fps``
     overrides the file's rate. Once the iteration is over, ``frames_read`` is the true count and ``end_time``
-    the time the last frame stops being shown (its own duration kept); a video that ends before the number of
-    frames its header announces is read as far as it goes, with a warning that says how far.
+    the time the last frame stops being shown (its own duration kept); a video whose frames stop well before
+    the length its header states decodes cleanly but was cut short: it is read as far as it goes, with a
+    warning that says how far. Undecodable data is an error (see :func:`_decode`).
     """
 
     def __init__(self, path: str | Path, fps: Fraction | float | None = None) -> None:
@@ -434,10 +440,11 @@ class FrameReader:
 
     def _end_time(
         self, container, stream, last: Fraction, shown_until: Fraction, step: Fraction, announced: int
-    ):
+    ) -> Fraction:
         """When the last frame stops being shown: the video track's end (MP4/MOV edit list), else the latest
-        end of a frame's own duration (Matroska), else one nominal frame after the last. A video that stops
-        well before the length its header states was cut short: a warning says how far it got."""
+        end of a frame's own duration (Matroska), else one nominal frame after the last. A video whose frames
+        stop well before the length its header states was cut short: a warning says how far it got, and
+        the last frame gets one nominal frame."""
         time_base = Fraction(stream.time_base)
         start = int(stream.start_time or 0) * time_base
         if stream.duration:
@@ -446,16 +453,12 @@ class FrameReader:
             stated = start + Fraction(int(container.duration), 1_000_000)  # every stream's longest
         else:
             stated = None
-        if announced and self.frames_read < announced:
+        if stated is not None and stated - last > max(5 * step, (stated - start) / 10):
+            of_total = f" of the {announced} it announces" if announced > self.frames_read else ""
             logger.warning(
-                "'%s' ends after %d of the %d frames its header announces (truncated?); using the %d read",
-                self.path, self.frames_read, announced, self.frames_read,
-            )  # fmt: skip
-            return last + step
-        if not announced and stated is not None and stated - last > max(5 * step, (stated - start) / 10):
-            logger.warning(
-                "'%s' ends after %d frames (%.2f s) but its header says %.2f s (truncated?); using the %d read",
-                self.path, self.frames_read, float(last - start + step), float(stated - start), self.frames_read,
+                "'%s' ends after %d frames%s (%.2f s) but its header says %.2f s (truncated?); using the %d read",
+                self.path, self.frames_read, of_total, float(last - start + step), float(stated - start),
+                self.frames_read,
             )  # fmt: skip
             return last + step
         if self.fps_override:
