@@ -12,27 +12,49 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
 from .commands import COMMANDS, EXIT_INPUT_ERROR, one_line, run_command
 from .config import ArgumentParser, add_config_argument, existing_path, save_effective_config
 from .distributed import process_info, shard_for_process
-from .errors import InputError, LDFVFIError
-from .io import VideoInfo, VideoWriter, iter_frames, list_inputs, probe
+from .errors import InputError, LDFVFIError, first_line
+from .io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    FrameReader,
+    TimedFrame,
+    VideoInfo,
+    VideoWriter,
+    check_input_path,
+    list_inputs,
+    probe,
+)
+from .io.writer import VIDEO_OUTPUT_EXTENSIONS, check_output_path, check_video_size
 from .pipelines import BACKENDS, get_interpolator
 from .pipelines.flow import MAX_TEMPORAL_SF, check_temporal_sf, output_frame_count
+from .pipelines.scene import DEFAULT_SCENE_CUT_THRESHOLD
+from .pipelines.timing import UniformGrid, exact_time_base, with_slot_times
 
 logger = logging.getLogger("ldf_vfi")
 
+DEFAULT_TEMPORAL_SF = 4
 FLOW_OPTION_NAMES = ("flow_preset", "flow_max_side", "scene_cut_threshold")
 # Model flags that only the diffusion backend reads; giving them to the flow backend is worth a warning.
 MODEL_FLAGS = ("model_path", "vae_path")
+
+
+def _input_path(text: str) -> str:
+    """argparse ``type`` of ``--data``: a readable regular file or folder (see :func:`check_input_path`)."""
+    try:
+        return str(check_input_path(text))
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_fraction(text: str) -> Fraction:
@@ -54,7 +76,7 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--data",
         required=True,
-        type=existing_path,
+        type=_input_path,
         help="a video file, a folder of frames, or a folder of videos",
     )
     data.add_argument(
@@ -71,14 +93,14 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--temporal_sf",
         type=int,
-        default=4,
-        help=f"integer frame-rate multiplier, 1..{MAX_TEMPORAL_SF} (default 4)",
+        default=None,
+        help=f"integer frame-rate multiplier, 1..{MAX_TEMPORAL_SF} (default {DEFAULT_TEMPORAL_SF})",
     )
     data.add_argument(
         "--target_fps",
         type=_positive_fraction,
         default=None,
-        help="resample to this frame rate instead of an integer factor (flow backend)",
+        help="resample to this constant frame rate instead of an integer factor (flow backend; not with --temporal_sf)",
     )
     data.add_argument(
         "--fps",
@@ -89,7 +111,8 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--output_dir",
         default="runs/generate",
-        help="results go to <output_dir>/<input name>/pred.mp4 (default runs/generate)",
+        help="results go to <output_dir>/<input stem>/pred.mp4, or <output_dir>/<input file name>/pred.mp4 "
+        "for inputs that share a stem (default runs/generate)",
     )
     data.add_argument(
         "--output",
@@ -99,8 +122,8 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--output_format",
         choices=("mp4", "png"),
-        default="mp4",
-        help="video (H.264) or a folder of PNG frames",
+        default=None,
+        help="video (H.264, the default) or a folder of PNG frames",
     )
     data.add_argument(
         "--save_lq", action="store_true", help="also write the input as lq.mp4 beside the result"
@@ -142,8 +165,9 @@ def add_backend_arguments(
     backend.add_argument(
         "--scene_cut_threshold",
         type=float,
-        default=0.3,
-        help="scene-cut score above which frames are repeated, not blended (flow backend)",
+        default=DEFAULT_SCENE_CUT_THRESHOLD,
+        help=f"scene-cut score in (0, 1] above which frames are repeated, not blended; lower finds more cuts "
+        f"(flow backend, default {DEFAULT_SCENE_CUT_THRESHOLD})",
     )
     backend.add_argument(
         "--no_scene_detect", action="store_true", help="never treat neighbours as a scene cut"
@@ -184,8 +208,18 @@ def add_backend_arguments(
 
 
 def validate_interpolate_args(args: argparse.Namespace) -> None:
-    """Reject impossible flag values before any file is read or model loaded (one clear line each)."""
-    check_temporal_sf(args.temporal_sf)
+    """Reject impossible or conflicting flag values before any file is read or model loaded (one clear line
+    each), and fill the defaults that depend on other flags (``--temporal_sf``, ``--output_format``)."""
+    if args.target_fps is not None and args.temporal_sf is not None:
+        raise InputError(
+            "--target_fps and --temporal_sf both set the output frame rate; give one of them "
+            "(--temporal_sf multiplies the input's rate, --target_fps sets it, e.g. 60)"
+        )
+    if args.target_fps is None:
+        args.temporal_sf = check_temporal_sf(
+            DEFAULT_TEMPORAL_SF if args.temporal_sf is None else args.temporal_sf
+        )
+    _resolve_output_format(args)
     if args.crf < 0 or args.crf > 51:
         raise InputError(f"--crf must be in 0..51, got {args.crf}")
     if args.flow_max_side < 16:
@@ -216,8 +250,28 @@ def validate_interpolate_args(args: argparse.Namespace) -> None:
         raise InputError(f"--t_cond must be in [0, 1), got {args.t_cond}")
     if args.max_chunks is not None and args.max_chunks < 1:
         raise InputError(f"--max_chunks must be positive, got {args.max_chunks}")
-    if args.output is not None and Path(args.data).is_dir() and len(list_inputs(args.data)) > 1:
-        raise InputError("--output names one file, but --data holds several inputs; use --output_dir")
+    if args.is_img_folder and not Path(args.data).is_dir():
+        raise InputError(f"--is_img_folder says --data is a folder of frames, but '{args.data}' is a file")
+
+
+def _resolve_output_format(args: argparse.Namespace) -> None:
+    """``--output_format`` from ``--output``'s name when not given; a contradiction is an error."""
+    if args.output is None:
+        args.output_format = args.output_format or "mp4"
+        return
+    suffix = Path(args.output).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        raise InputError(f"--output '{args.output}' looks like one image; name a folder for PNG frames")
+    if suffix in VIDEO_EXTENSIONS and suffix not in VIDEO_OUTPUT_EXTENSIONS:
+        raise InputError(
+            f"cannot write {suffix} videos; name the --output {', '.join(VIDEO_OUTPUT_EXTENSIONS)}, "
+            "or a folder for PNG frames"
+        )
+    implied = "mp4" if suffix in VIDEO_OUTPUT_EXTENSIONS else "png"
+    if args.output_format not in (None, implied):
+        what = "a video file" if implied == "mp4" else "a folder (PNG frames)"
+        raise InputError(f"--output_format {args.output_format} contradicts --output '{args.output}', {what}")
+    args.output_format = implied
 
 
 def resolve_backend(args: argparse.Namespace) -> str:
@@ -257,11 +311,64 @@ def backend_options(args: argparse.Namespace, backend: str) -> dict:
     }
 
 
-def output_path_for(source: Path, args: argparse.Namespace) -> Path:
+def output_folder_names(sources: Sequence[Path]) -> dict[Path, str]:
+    """The folder under ``--output_dir`` for each input: its stem (``clip.mp4`` -> ``clip``), or its whole
+    file name (``clip.mp4``, ``clip.mov``) for inputs whose stems collide, so no two inputs share a result."""
+    stems = Counter(source.stem for source in sources)
+    names = {source: source.stem if stems[source.stem] == 1 else source.name for source in sources}
+    taken = Counter(names.values())
+    while any(count > 1 for count in taken.values()):  # a stem equal to another input's full name
+        names = {s: s.name if taken[n] > 1 else n for s, n in names.items()}
+        taken = Counter(names.values())
+    return names
+
+
+def output_path_for(source: Path, args: argparse.Namespace, folder_name: str | None = None) -> Path:
     if args.output is not None:
         return Path(args.output)
     name = "pred.mp4" if args.output_format == "mp4" else "pred"
-    return Path(args.output_dir) / source.stem / name
+    return Path(args.output_dir) / (folder_name or source.stem) / name
+
+
+def plan_outputs(
+    sources: Sequence[Path], args: argparse.Namespace, written_here: Collection[Path] | None = None
+) -> dict[Path, Path]:
+    """Each input's result path, checked before any work: one result per input, none overwriting an input,
+    every folder creatable and writable (tried, then removed again), a video where a video fits.
+
+    ``written_here`` (default: all) are the inputs whose results this process writes: only their folders are
+    tried, so processes sharing ``--output_dir`` never create and remove each other's folders."""
+    if args.output is not None and len(sources) > 1:
+        raise InputError("--output names one file, but --data holds several inputs; use --output_dir")
+    names = output_folder_names(sources)
+    plan = {source: output_path_for(source, args, names[source]) for source in sources}
+    inputs = {source.resolve() for source in sources}
+    for source, destination in plan.items():
+        if args.skip_existing and destination.exists():
+            continue
+        if destination.resolve() in inputs:
+            raise InputError(f"the result '{destination}' would overwrite the input '{source}'")
+        if args.save_lq and destination.parent / "lq.mp4" == destination:
+            raise InputError(
+                f"--save_lq writes '{destination}' beside the result; name the --output otherwise"
+            )
+        if written_here is None or source in written_here:
+            check_output_path(destination, video=args.output_format == "mp4")
+    return plan
+
+
+def _time_scale(args: argparse.Namespace, info: VideoInfo) -> tuple[Fraction, Fraction, Fraction]:
+    """``(ratio, real-time output fps, output fps)``: the rate multiplier, the rate that plays in real time,
+    and the one written (``--fps``; below real time it is slow motion)."""
+    if args.target_fps is not None:
+        ratio = args.target_fps / info.fps
+        if ratio > MAX_TEMPORAL_SF:
+            raise InputError(
+                f"--target_fps {float(args.target_fps):g} is more than {MAX_TEMPORAL_SF}x the input's {float(info.fps):g} fps"
+            )
+        return ratio, args.target_fps, args.fps or args.target_fps
+    natural = info.fps * args.temporal_sf
+    return Fraction(args.temporal_sf), natural, args.fps or natural
 
 
 def interpolate_one(
@@ -275,56 +382,80 @@ def interpolate_one(
 ) -> dict:
     """Interpolate one input into ``destination`` (atomically); returns a summary of what was written.
 
+    Output frames are timed from the input's real frame times (see :mod:`ldf_vfi.pipelines.timing`): with
+    ``--temporal_sf`` each input interval is cut into equal parts (a variable-rate input stays variable),
+    with ``--target_fps`` the output has that constant rate; the last frame lasts until the input's end.
+    ``--fps`` other than the real-time rate stretches every time by the same factor (slow motion, no audio).
     ``write=False`` runs the interpolation without writing (the other ranks of a sequence-parallel group,
     which compute the same frames as the group's first rank)."""
     if info.num_frames < 2:
         raise InputError(f"'{source}' has {info.num_frames} frame(s); interpolation needs at least 2")
-    if args.target_fps is not None:
-        ratio = args.target_fps / info.fps
-        if ratio > MAX_TEMPORAL_SF:
-            raise InputError(
-                f"--target_fps {float(args.target_fps):g} is more than {MAX_TEMPORAL_SF}x the input's {float(info.fps):g} fps"
-            )
-        natural_fps = args.target_fps
-    else:
-        ratio = Fraction(args.temporal_sf)
-        natural_fps = info.fps * args.temporal_sf
-    output_fps = args.fps or natural_fps
+    ratio, natural_fps, output_fps = _time_scale(args, info)
+    if args.output_format == "mp4":
+        check_video_size(info.width, info.height)
+    stretch = natural_fps / output_fps  # 1 plays in real time
     # Audio only stays in sync when the output plays in real time.
-    copy_audio = info.has_audio and not args.no_audio and output_fps == natural_fps
+    copy_audio = info.has_audio and not args.no_audio and stretch == 1
     expected = output_frame_count(info.num_frames, ratio)
     if write:
+        audio = ""
+        if copy_audio:
+            audio = " with audio"
+        elif info.has_audio and not args.no_audio:
+            audio = " (audio not copied: slow motion)"
+        rotated = f" (shown rotated {info.rotation} degrees)" if info.rotation else ""
         logger.info(
-            "%s: %d frames %dx%d at %s fps%s -> %d frames at %s fps",
-            source.name, info.num_frames, info.width, info.height, info.fps,
-            " with audio" if info.has_audio else "", expected, output_fps,
+            "%s: %d frames %dx%d%s at %s fps -> %d frames at %s fps%s",
+            source.name, info.num_frames, info.width, info.height, rotated, info.fps, expected, output_fps, audio,
         )  # fmt: skip
 
+    reader = FrameReader(source, fps=args.input_fps)
+    input_times: list[Fraction] = []
     lq_writer = None
     if args.save_lq and write:
         lq_writer = VideoWriter(
-            destination.parent / "lq.mp4", info.fps, audio_from=source if copy_audio else None, crf=args.crf
+            destination.parent / "lq.mp4",
+            info.fps,
+            audio_from=source if copy_audio else None,
+            crf=args.crf,
+            time_base=info.time_base,
         )
 
-    def inputs() -> Iterator[np.ndarray]:
-        for frame in iter_frames(source):
+    def inputs() -> Iterator[TimedFrame]:
+        for frame in reader:
+            input_times.append(frame.time)
             if lq_writer is not None:
-                lq_writer.write(frame)
+                lq_writer.write(frame.image, frame.time)
             yield frame
 
     if args.target_fps is not None:
-        stream = interpolator.retime(inputs(), info.fps, args.target_fps)
+        stream = interpolator.resample(inputs(), UniformGrid(args.target_fps, info.start_time))
+        time_base = exact_time_base(info.start_time, 1 / args.target_fps, info.time_base)
     else:
-        stream = interpolator.interpolate(inputs(), args.temporal_sf)
+        slots = interpolator.interpolate((frame.image for frame in inputs()), args.temporal_sf)
+        stream = with_slot_times(slots, input_times, args.temporal_sf)
+        time_base = info.time_base / args.temporal_sf
     if not write:
         produced = sum(1 for _ in stream)
         return {
             "input": str(source),
             "output": None,
-            "input_frames": info.num_frames,
+            "input_frames": reader.frames_read,
             "output_frames": produced,
         }
-    writer = VideoWriter(destination, output_fps, audio_from=source if copy_audio else None, crf=args.crf)
+    # Real time keeps the input's timestamps (audio stays in sync); slow motion starts at 0.
+    origin = info.start_time if stretch != 1 else Fraction(0)
+
+    def shown_at(time: Fraction) -> Fraction:
+        return (time - origin) * stretch if stretch != 1 else time
+
+    writer = VideoWriter(
+        destination,
+        output_fps,
+        audio_from=source if copy_audio else None,
+        crf=args.crf,
+        time_base=time_base * stretch if time_base else Fraction(1, 1_000_000),
+    )
     try:
         with writer:
             for frame in tqdm(
@@ -336,38 +467,72 @@ def interpolate_one(
                 leave=False,
                 dynamic_ncols=True,
             ):
-                writer.write(frame)
+                writer.write(frame.image, shown_at(frame.time))
+            if writer.frames_written == 0:
+                raise InputError(f"'{source}' gave no output frames")
+            end = reader.end_time
+            writer.close(end_time=shown_at(end) if end is not None else None)
         if lq_writer is not None:
-            lq_writer.close()
+            lq_writer.close(end_time=reader.end_time)
     except BaseException:
         if lq_writer is not None:
             lq_writer.abort()
         raise
+    end = reader.end_time
     return {
         "input": str(source),
         "output": str(destination),
-        "input_frames": info.num_frames,
+        "input_frames": reader.frames_read,
         "output_frames": writer.frames_written,
         "fps": str(output_fps),
+        "duration": float(shown_at(end) - shown_at(input_times[0])) if end is not None else None,
+        "audio": copy_audio,
         "scene_cuts": list(getattr(interpolator, "scene_cuts", [])),
     }
 
 
+def _failure(source: Path, exc: BaseException) -> InputError:
+    """One human line for anything an input or output can cause (our own errors, system and FFmpeg errors,
+    memory): an :class:`InputError` that names the input when the message does not already."""
+    if isinstance(exc, LDFVFIError):
+        message = str(exc)
+    elif isinstance(exc, MemoryError):
+        message = f"not enough memory to interpolate '{source}'"
+    else:
+        message = f"'{source}': {first_line(exc)}"
+    return InputError(one_line(message))
+
+
 def run_interpolate(args: argparse.Namespace) -> int:
-    """Run ``interpolate`` over every input this process owns; returns the exit status."""
+    """Run ``interpolate`` over every input this process owns; returns the exit status.
+
+    Everything that can be checked without decoding is checked before the model is loaded: the flags, every
+    input path, every result path. A failing input leaves nothing behind (no partial file, no folder made
+    for it) and is reported in one line; the others are still processed.
+    """
+    import av
+
     validate_interpolate_args(args)
     backend = resolve_backend(args)
     if backend == "flow" and any(getattr(args, name) for name in MODEL_FLAGS):
         logger.warning("--backend flow ignores --model_path/--vae_path")
-    sources = list_inputs(args.data)
-    interpolator = get_interpolator(backend, **backend_options(args, backend))
-    sp_size = args.sp_size if backend == "ldf" else 1
-    mine = shard_for_process(sources, sp_size=sp_size)
-    writes = process_info().rank % sp_size == 0  # one writer per sequence-parallel group
+    if backend == "ldf" and args.target_fps is not None:
+        raise InputError(
+            "--target_fps needs --backend flow; the ldf backend interpolates by integer factors (--temporal_sf)"
+        )
+    try:
+        sources = list_inputs(args.data)
+        sp_size = args.sp_size if backend == "ldf" else 1
+        mine = shard_for_process(sources, sp_size=sp_size)
+        writes = process_info().rank % sp_size == 0  # one writer per sequence-parallel group
+        plan = plan_outputs(sources, args, written_here=mine if writes else ())
+        interpolator = get_interpolator(backend, **backend_options(args, backend))
+    except OSError as exc:  # e.g. a folder that cannot be listed
+        raise InputError(first_line(exc)) from None
     failures = 0
     progress = tqdm(mine, desc="videos", unit="video", disable=len(mine) < 2, dynamic_ncols=True)
     for source in progress:
-        destination = output_path_for(source, args)
+        destination = plan[source]
         if args.skip_existing and destination.exists():
             logger.info("skipping %s: %s exists", source, destination)
             continue
@@ -382,21 +547,22 @@ def run_interpolate(args: argparse.Namespace) -> int:
                 position=1 if len(mine) > 1 else 0,
                 write=writes,
             )
-        except LDFVFIError as exc:
+            if not writes:
+                continue
+            config_path = destination.parent / (
+                "generate_config.yaml" if args.output is None else f"{destination.name}.config.yaml"
+            )
+            save_effective_config(args, config_path, extra={"backend": backend})
+            (config_path.with_suffix(".result.json")).write_text(
+                json.dumps({**summary, "ldf_vfi_version": __version__}, indent=2) + "\n"
+            )
+        except (LDFVFIError, OSError, av.error.FFmpegError, MemoryError) as exc:
+            error = _failure(source, exc)
             if len(sources) == 1:
-                raise
+                raise error from None
             failures += 1
-            print(f"error: {one_line(exc)}", file=sys.stderr)
+            tqdm.write(f"error: {error}", file=sys.stderr)  # above the progress bar, on a line of its own
             continue
-        if not writes:
-            continue
-        config_path = destination.parent / (
-            "generate_config.yaml" if args.output is None else f"{destination.name}.config.yaml"
-        )
-        save_effective_config(args, config_path, extra={"backend": backend})
-        (config_path.with_suffix(".result.json")).write_text(
-            json.dumps({**summary, "ldf_vfi_version": __version__}, indent=2) + "\n"
-        )
         cuts = summary["scene_cuts"]
         print(
             f"wrote {summary['output']}: {summary['output_frames']} frames at {float(Fraction(summary['fps'])):.6g} fps"

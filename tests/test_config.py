@@ -41,7 +41,8 @@ def test_file_sets_flags_and_the_command_line_overrides(tmp_path, small_video):
     args = parse_args_with_config(parser(), ["--config", str(config), "--temporal_sf", "5"])
     assert (args.data, args.temporal_sf, args.sampling_steps, args.no_audio) == (str(small_video), 5, 8, True)
     assert parse_args_with_config(parser(), ["--config", str(config)]).temporal_sf == 3
-    assert parse_args_with_config(parser(), ["--data", str(small_video)]).temporal_sf == 4  # built-in default
+    # not given: validate_interpolate_args makes it 4 unless --target_fps sets the rate instead
+    assert parse_args_with_config(parser(), ["--data", str(small_video)]).temporal_sf is None
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])

@@ -134,10 +134,21 @@ def test_bad_inputs():
     pipe = tiny_pipeline()
     with pytest.raises(InputError, match="only 1 frame"):
         list(pipe.interpolate(frames(1), 2))
-    with pytest.raises(InputError, match="divisible by 8"):
-        list(pipe.interpolate([f[:60] for f in frames(3)], 2))
     with pytest.raises(InputError, match="between 1 and 16"):
         list(pipe.interpolate(frames(3), 17))
+
+
+@pytest.mark.parametrize("height, width", [(60, 64), (37, 50), (5, 3)])
+def test_sizes_that_are_not_multiples_of_8_are_padded_and_cropped_back(height, width):
+    """The VAE needs multiples of 8: frames are padded by edge rows/columns inside and every output frame is
+    cropped back; the result equals running the padded video and cropping it."""
+    video = moving_shapes_video(3, height, width, seed=1)
+    out = tiny_pipeline(sampling_steps=1)(video, 2)
+    assert len(out) == 5 and all(f.shape == (height, width, 3) for f in out)
+    padded = [np.pad(f, ((0, -height % 8), (0, -width % 8), (0, 0)), mode="edge") for f in video]
+    reference = tiny_pipeline(sampling_steps=1)(padded, 2)
+    for got, full in zip(out, reference):
+        np.testing.assert_array_equal(got, full[:height, :width])
 
 
 def _live_tensor_bytes() -> int:

@@ -3,7 +3,10 @@
 from .reader import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    FrameReader,
+    TimedFrame,
     VideoInfo,
+    check_input_path,
     iter_frames,
     list_frame_files,
     list_inputs,
@@ -17,8 +20,11 @@ from .writer import VideoWriter, write_frames_png
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "FrameReader",
+    "TimedFrame",
     "VideoInfo",
     "VideoWriter",
+    "check_input_path",
     "iter_frames",
     "list_frame_files",
     "list_inputs",

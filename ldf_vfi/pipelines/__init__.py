@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BackendUnavailableError, InputError
-from .flow import FlowInterpolator, check_temporal_sf, output_frame_count, scene_cut_score
+from .flow import FlowInterpolator, check_temporal_sf, output_frame_count
+from .scene import DEFAULT_SCENE_CUT_THRESHOLD, find_scene_cuts, is_scene_cut, scene_cut_score
 
 BACKENDS = ("flow", "ldf")
 
@@ -37,9 +38,12 @@ def get_interpolator(backend: str, **options: Any):
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_SCENE_CUT_THRESHOLD",
     "FlowInterpolator",
     "check_temporal_sf",
+    "find_scene_cuts",
     "get_interpolator",
+    "is_scene_cut",
     "output_frame_count",
     "scene_cut_score",
 ]

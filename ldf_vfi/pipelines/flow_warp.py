@@ -75,7 +75,10 @@ class FlowEstimator:
         halved = self._finest > 0 and min(width, height) * scale >= 2 * MIN_HALVED_SIDE
         if halved:
             scale /= 2
-        return (max(8, round(width * scale)), max(8, round(height * scale))), halved
+        # DIS fails on images under ~12 px a side and on thin strips (its coarsest pyramid level would have
+        # no rows): flow is estimated on at least 16 px and 1/16 of the longer side (stretched, not padded)
+        shortest = max(16, round(max(width, height) * scale) // 16)
+        return (max(shortest, round(width * scale)), max(shortest, round(height * scale))), halved
 
     def flows(
         self,

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ..data.temporal import upsample_temporal
 from ..diffusion import sampling_time_grid, timestep_ids
 from ..errors import InputError, first_line
+from ..io.writer import pad_to_multiple
 from ..models._condition import concat_condition
 from ..models.tiling import TilingConfig
 from .flow import check_temporal_sf
@@ -72,6 +73,13 @@ class LDFSettings:
         return cls(
             **{k: v for k, v in options.items() if k in own}, tiling=TilingConfig.from_options(options)
         )
+
+
+SIZE_MULTIPLE = 8  # the VAE downsamples by 8; other sizes are padded (edge rows/columns), then cropped
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 class _FrameBuffer:
@@ -243,14 +251,15 @@ class LDFVFIPipeline:
 
     def _condition(self, window: Window, buffer: _FrameBuffer, sf: int):
         """The window's LQ video ``(1, 3, F, H, W)``, every slot filled with the nearest input frame *inside
-        the window* (as the reference), and its slot mask ``(F,)`` (bool)."""
+        the window* (as the reference), and its slot mask ``(F,)`` (bool). ``H, W`` are the frame size
+        padded to multiples of :data:`SIZE_MULTIPLE`."""
         f = self.settings.num_frames
         mask = torch.zeros(f, dtype=torch.bool)
         known = []
         for offset, slot in enumerate(range(window.start, window.start + f)):
             if slot % sf == 0 and buffer.has(slot // sf):
                 mask[offset] = True
-                known.append(buffer.get(slot // sf))
+                known.append(pad_to_multiple(buffer.get(slot // sf), SIZE_MULTIPLE))
         filled = upsample_temporal(torch.from_numpy(np.stack(known)), mask)
         return self._pixels(filled.numpy()), mask
 
@@ -324,9 +333,8 @@ class LDFVFIPipeline:
             raise InputError("the input has no frames")
         if not buffer.has(1):
             raise InputError("the input has only 1 frame; interpolation needs at least 2")
-        height, width = buffer.shape[:2]
-        if height % 8 or width % 8:
-            raise InputError(f"the ldf backend needs frame sizes divisible by 8, got {width}x{height}")
+        height, width = buffer.shape[:2]  # frames are padded to multiples of 8 inside, cropped back here
+        padded_height, padded_width = _round_up(height, SIZE_MULTIPLE), _round_up(width, SIZE_MULTIPLE)
         settings = self.settings
         tc = settings.tile_min_t
         generator = torch.Generator(device=self.device).manual_seed(settings.seed)
@@ -359,7 +367,8 @@ class LDFVFIPipeline:
             lq, mask = self._condition(window, buffer, sf)
             y = self.vae.tiled_encode(lq, self.tiling, sample=settings.lq_sample, generator=generator)
             m = encode_mask(
-                frame_mask_video(mask[None].to(self.device, self.dtype), height, width), self.tiling
+                frame_mask_video(mask[None].to(self.device, self.dtype), padded_height, padded_width),
+                self.tiling,
             )
             latent = self._denoise(window, y.to(self.dtype), m.to(self.dtype), memory, generator)
             for name, chunk in window.save.items():
