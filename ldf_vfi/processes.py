@@ -1,11 +1,12 @@
 """Worker processes that start clean.
 
-Linux's default ``fork`` copies the parent with every lock held by its other threads at that moment (OpenMP
-and OpenCV thread pools, FFmpeg's slice threads, glibc's atexit lock) and none of the threads that would
-release them; a child that touches one of those locks waits forever. That happened to a DataLoader worker
-after a long run of decoding and flow estimation in the parent (CI hung at 81 % of the suite). Workers are
-therefore started from a ``forkserver``: a fresh interpreter that has imported torch and nothing has run in,
-so forking from it is safe and cheap.
+Linux's default ``fork`` copies the parent with every object and lock it holds, but none of its threads. A
+DataLoader worker forked from our test process hung forever (CI stopped at 81 % of the suite): its garbage
+collector freed a PyAV frame decoded in the parent, whose scaler's slice-thread pool waited on a condition
+variable that the parent's (now absent) pool threads were using (gdb: ``pthread_cond_destroy`` under
+``avpriv_slicethread_free`` / ``sws_freeContext``). OpenMP and OpenCV pools have the same hazard. Workers are
+therefore started from a ``forkserver``: a fresh interpreter that imports torch and our data modules and runs
+nothing else, so forking from it is safe and still cheap.
 """
 
 from __future__ import annotations
