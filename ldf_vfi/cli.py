@@ -46,6 +46,7 @@ logger = logging.getLogger("ldf_vfi")
 DEFAULT_TEMPORAL_SF = 4
 # Model flags that only the diffusion backend reads; giving them to the flow backend is worth a warning.
 MODEL_FLAGS = ("model_path", "vae_path")
+CUT_HANDLING = {"ldf": "each shot sampled on its own"}
 
 
 def _input_path(text: str) -> str:
@@ -437,7 +438,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
         cuts = summary["scene_cuts"]
         print(
             f"wrote {summary['output']}: {summary['output_frames']} frames at {float(Fraction(summary['fps'])):.6g} fps"
-            + (f" ({len(cuts)} scene cut(s) repeated, not blended)" if cuts else "")
+            + (
+                f" ({len(cuts)} scene cut(s): {CUT_HANDLING.get(backend, 'repeated, not blended')})"
+                if cuts
+                else ""
+            )
         )
     return EXIT_INPUT_ERROR if failures else 0
 

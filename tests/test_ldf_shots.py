@@ -114,9 +114,14 @@ def test_progress_counts_every_denoising_step_of_the_video(monkeypatch):
     closed = []
     monkeypatch.setattr(_DenoisingProgress, "close", lambda self: closed.append((self.done, self.total)))
     pipe = tiny_pipeline()
-    list(pipe.interpolate(shot(9, seed=10), 4, num_inputs=9))  # one shot: the plan is exact
-    windows = window_schedule(9 * 4, 30, 10, (9 - 1) * 4 + 1)
-    assert closed == [(len(windows) * 2, len(windows) * 2)] and len(windows) > 1
+    list(pipe.interpolate(shot(13, seed=10), 4, num_inputs=13))  # one shot: the plan is exact
+    windows = window_schedule(13 * 4, 30, 10, (13 - 1) * 4 + 1)
+    assert closed == [(len(windows) * 2, len(windows) * 2)] and len(windows) == 5
+    # --max_chunks: the bar ends where the run does
+    for max_chunks, expected_windows in ((1, 1), (2, 3), (3, 3), (4, 5)):
+        closed.clear()
+        list(tiny_pipeline(max_chunks=max_chunks).interpolate(shot(13, seed=10), 4, num_inputs=13))
+        assert closed == [(expected_windows * 2, expected_windows * 2)], max_chunks
 
 
 @pytest.mark.parametrize(

@@ -183,18 +183,24 @@ class _DenoisingProgress:
         self.done, self.total = 0, None  # steps, also when the bar is hidden
         self.bar = tqdm(desc="denoising", unit="step", leave=False, disable=not enabled, dynamic_ncols=True)
 
-    def plan(self, first_input: int, tail_frames: int = 0) -> None:
-        """The rest of the video starts at input frame ``first_input``."""
+    def plan(self, first_input: int, tail_frames: int, budget: _SegmentBudget) -> None:
+        """The rest of the video starts at input frame ``first_input``; ``budget`` is ``--max_chunks``' rest."""
         if self.num_inputs is None or self.num_inputs - first_input < 2:
             return
         left = self.num_inputs - first_input
-        windows = window_schedule(
-            left * self.sf,
-            self.settings.num_frames,
-            self.settings.tile_min_t,
-            (left - 1) * self.sf + 1 + tail_frames,
+        windows = len(
+            window_schedule(
+                left * self.sf,
+                self.settings.num_frames,
+                self.settings.tile_min_t,
+                (left - 1) * self.sf + 1 + tail_frames,
+            )
         )
-        self.total = self.done + len(windows) * self.settings.sampling_steps
+        if (
+            budget.left is not None
+        ):  # segments come out first, then (concat, skip) pairs: m segments, m | m+1 windows
+            windows = min(windows, budget.left + 1 - budget.left % 2)
+        self.total = self.done + windows * self.settings.sampling_steps
         self.bar.total = self.total
         self.bar.refresh()
 
@@ -503,7 +509,7 @@ class LDFVFIPipeline:
         budget = _SegmentBudget(self.settings.max_chunks)
         try:
             if not self.settings.detect_scene_cuts:
-                progress.plan(0, tail_frames)
+                progress.plan(0, tail_frames, budget)
                 yield from self._run(frames, sf, lambda: tail_frames, progress, budget)
             else:
                 yield from self._run_shots(frames, sf, tail_frames, progress, budget)
@@ -539,7 +545,7 @@ class LDFVFIPipeline:
                 tail = 0 if splitter.ended_by_cut else tail_frames
                 outputs: Iterator[np.ndarray] = iter([head[0]] * (1 + tail))
             else:
-                progress.plan(start, tail_frames)
+                progress.plan(start, tail_frames, budget)
                 outputs = self._run(
                     chain(head, shot),
                     sf,
