@@ -824,7 +824,13 @@ def _sampler_run(ctx: Context, row: dict[str, Any], steps: int, frames: list[np.
     profile = ctx.profile
     tiling_flags = {f: getattr(profile.tiling, f) for f in TilingConfig.__dataclass_fields__}
     settings = LDFSettings.from_options(
-        {"num_frames": profile.num_frames, "sampling_steps": steps, **tiling_flags}
+        # Random frames: every pair would be a scene cut; the stage measures one continuous video's windows.
+        {
+            "num_frames": profile.num_frames,
+            "sampling_steps": steps,
+            "detect_scene_cuts": False,
+            **tiling_flags,
+        }
     )
     pipe = LDFVFIPipeline(
         ctx.transformer(), ctx.vae(), settings, device=profile.device, dtype=profile.dtype, progress=False

@@ -99,3 +99,19 @@ def reset_peak_rss() -> None:
             f.write("5")
     except OSError:  # not Linux, or not allowed: the peak then covers the whole process
         pass
+
+
+def tiny_ldf_pipeline(sampling_steps: int):
+    """The LDF pipeline on the tiny random models (30-frame windows of 10-frame chunks, 48/32-px tiles) that
+    the CPU runs of ``sampler.py`` and ``shot_cost.py`` time: the real schedule, toy arithmetic."""
+    from ldf_vfi.models.transformer import LDFTransformer3DModel, tiny_config
+    from ldf_vfi.models.vae import tiny_vae
+    from ldf_vfi.pipelines.ldf import LDFSettings, LDFVFIPipeline
+
+    torch.manual_seed(0)
+    settings = LDFSettings.from_options(
+        dict(num_frames=30, tile_min_t=10, tile_min_h=48, tile_min_w=48, tile_stride_h=32, tile_stride_w=32,
+             vae_batch_size=8, sampling_steps=sampling_steps)
+    )  # fmt: skip
+    transformer = LDFTransformer3DModel(**tiny_config(attention_type="slide_chunk_all_block_2x1x1"))
+    return LDFVFIPipeline(transformer, tiny_vae(conditional=True), settings, progress=False)

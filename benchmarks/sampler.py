@@ -100,25 +100,11 @@ def analytical(args) -> None:
 
 
 def tiny_run() -> None:
-    import torch
 
-    from benchmarks.measure import status_kib
+    from benchmarks.measure import status_kib, tiny_ldf_pipeline
     from ldf_vfi.data.synthetic import MovingShapes
-    from ldf_vfi.models.transformer import LDFTransformer3DModel, tiny_config
-    from ldf_vfi.models.vae import tiny_vae
-    from ldf_vfi.pipelines.ldf import LDFSettings, LDFVFIPipeline
 
-    torch.manual_seed(0)
-    settings = LDFSettings.from_options(
-        dict(num_frames=30, tile_min_t=10, tile_min_h=48, tile_min_w=48, tile_stride_h=32, tile_stride_w=32,
-             vae_batch_size=8, sampling_steps=4)
-    )  # fmt: skip
-    pipe = LDFVFIPipeline(
-        LDFTransformer3DModel(**tiny_config(attention_type="slide_chunk_all_block_2x1x1")),
-        tiny_vae(conditional=True),
-        settings,
-        progress=False,
-    )
+    pipe = tiny_ldf_pipeline(sampling_steps=4)
     scene = MovingShapes(96, 128, seed=0)
     list(pipe.interpolate((scene.frame(i) for i in range(2)), 4))  # warm-up
     for n in (8, 32, 64):

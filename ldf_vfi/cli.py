@@ -20,8 +20,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import __version__
+from .backend_flags import add_backend_arguments, backend_options, resolve_backend, validate_backend_args
 from .commands import COMMANDS, EXIT_INPUT_ERROR, one_line, run_command
-from .config import ArgumentParser, add_config_argument, existing_path, save_effective_config
+from .config import ArgumentParser, add_config_argument, save_effective_config
 from .distributed import process_info, shard_for_process
 from .errors import InputError, LDFVFIError, first_line
 from .io import (
@@ -36,17 +37,16 @@ from .io import (
     probe,
 )
 from .io.writer import VIDEO_OUTPUT_EXTENSIONS, check_output_path, check_video_size
-from .pipelines import BACKENDS, get_interpolator
+from .pipelines import get_interpolator
 from .pipelines.flow import MAX_TEMPORAL_SF, check_temporal_sf, output_frame_count
-from .pipelines.scene import DEFAULT_SCENE_CUT_THRESHOLD
-from .pipelines.timing import UniformGrid, exact_time_base, with_slot_times
+from .pipelines.timing import UniformGrid, exact_time_base, slot_factor, with_slot_times
 
 logger = logging.getLogger("ldf_vfi")
 
 DEFAULT_TEMPORAL_SF = 4
-FLOW_OPTION_NAMES = ("flow_preset", "flow_max_side", "scene_cut_threshold")
 # Model flags that only the diffusion backend reads; giving them to the flow backend is worth a warning.
 MODEL_FLAGS = ("model_path", "vae_path")
+CUT_HANDLING = {"ldf": "each shot sampled on its own"}
 
 
 def _input_path(text: str) -> str:
@@ -135,78 +135,6 @@ def add_interpolate_arguments(parser: argparse.ArgumentParser) -> None:
     add_backend_arguments(parser)
 
 
-def add_backend_arguments(
-    parser: argparse.ArgumentParser,
-    extra_backends: Sequence[str] = (),
-    backend_help: str = "flow (no weights, CPU) or ldf (diffusion model); auto picks ldf when --model_path is given",
-) -> None:
-    """The backend and diffusion-model flags, shared by ``generate.py`` and ``evaluate.py`` (which adds its
-    baselines through ``extra_backends``)."""
-    backend = parser.add_argument_group("backend")
-    backend.add_argument(
-        "--backend", choices=("auto", *BACKENDS, *extra_backends), default="auto", help=backend_help
-    )
-    backend.add_argument(
-        "--device", default="auto", help="torch device for the ldf backend: auto, cpu, cuda, cuda:1, ..."
-    )
-    backend.add_argument("--seed", type=int, default=42, help="random seed (ldf backend)")
-    backend.add_argument(
-        "--flow_preset",
-        choices=("ultrafast", "fast", "medium"),
-        default="medium",
-        help="optical-flow quality/speed (flow backend)",
-    )
-    backend.add_argument(
-        "--flow_max_side",
-        type=int,
-        default=1024,
-        help="estimate flow at most at this resolution (flow backend)",
-    )
-    backend.add_argument(
-        "--scene_cut_threshold",
-        type=float,
-        default=DEFAULT_SCENE_CUT_THRESHOLD,
-        help=f"scene-cut score in (0, 1] above which frames are repeated, not blended; lower finds more cuts "
-        f"(flow backend, default {DEFAULT_SCENE_CUT_THRESHOLD})",
-    )
-    backend.add_argument(
-        "--no_scene_detect", action="store_true", help="never treat neighbours as a scene cut"
-    )
-
-    model = parser.add_argument_group("diffusion model (ldf backend)")
-    model.add_argument(
-        "--model_path",
-        type=existing_path,
-        default=None,
-        help="folder holding transformer/ (the released LDF-VFI weights)",
-    )
-    model.add_argument("--vae_path", type=existing_path, default=None, help="Wan2.1_VAE_cond_v2.pth")
-    model.add_argument("--vae_type", choices=("wan2_1", "wan2_1_cond_v2"), default="wan2_1_cond_v2")
-    model.add_argument(
-        "--attention_type", default=None, help="default: the released model's slide_chunk_all_block_2x1x1"
-    )
-    model.add_argument("--temporal_upsample", choices=("nearest",), default="nearest")
-    model.add_argument(
-        "--num_frames",
-        type=int,
-        default=60,
-        help="window length in output frames, a multiple of --tile_min_t, at least 3 chunks (default 60)",
-    )
-    model.add_argument("--sampling_steps", type=int, default=16)
-    model.add_argument("--t_shift", type=float, default=8.0)
-    model.add_argument("--t_cond", type=float, default=0.1, help="noise level of the context chunks")
-    model.add_argument(
-        "--sp_size", type=int, default=1, choices=(1, 2, 4), help="sequence-parallel group size"
-    )
-    model.add_argument("--max_chunks", type=int, default=None, help="stop after this many output segments")
-    model.add_argument("--vae_batch_size", type=int, default=16)
-    model.add_argument("--tile_min_h", type=int, default=256)
-    model.add_argument("--tile_min_w", type=int, default=256)
-    model.add_argument("--tile_stride_h", type=int, default=192)
-    model.add_argument("--tile_stride_w", type=int, default=192)
-    model.add_argument("--tile_min_t", type=int, default=20)
-
-
 def validate_interpolate_args(args: argparse.Namespace) -> None:
     """Reject impossible or conflicting flag values before any file is read or model loaded (one clear line
     each), and fill the defaults that depend on other flags (``--temporal_sf``, ``--output_format``)."""
@@ -222,34 +150,7 @@ def validate_interpolate_args(args: argparse.Namespace) -> None:
     _resolve_output_format(args)
     if args.crf < 0 or args.crf > 51:
         raise InputError(f"--crf must be in 0..51, got {args.crf}")
-    if args.flow_max_side < 16:
-        raise InputError(f"--flow_max_side must be at least 16, got {args.flow_max_side}")
-    if not 0.0 < args.scene_cut_threshold <= 1.0:
-        raise InputError(f"--scene_cut_threshold must be in (0, 1], got {args.scene_cut_threshold}")
-    for name in (
-        "sampling_steps",
-        "vae_batch_size",
-        "tile_min_h",
-        "tile_min_w",
-        "tile_stride_h",
-        "tile_stride_w",
-        "tile_min_t",
-    ):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    for axis in ("h", "w"):
-        if getattr(args, f"tile_stride_{axis}") > getattr(args, f"tile_min_{axis}"):
-            raise InputError(f"--tile_stride_{axis} must not exceed --tile_min_{axis}")
-    if args.num_frames % args.tile_min_t or args.num_frames < 3 * args.tile_min_t:
-        raise InputError(
-            f"--num_frames must be a multiple of --tile_min_t ({args.tile_min_t}) of at least 3 chunks, got {args.num_frames}"
-        )
-    if args.t_shift <= 0:
-        raise InputError(f"--t_shift must be positive, got {args.t_shift}")
-    if not 0.0 <= args.t_cond < 1.0:
-        raise InputError(f"--t_cond must be in [0, 1), got {args.t_cond}")
-    if args.max_chunks is not None and args.max_chunks < 1:
-        raise InputError(f"--max_chunks must be positive, got {args.max_chunks}")
+    validate_backend_args(args)
     if args.is_img_folder and not Path(args.data).is_dir():
         raise InputError(f"--is_img_folder says --data is a folder of frames, but '{args.data}' is a file")
 
@@ -272,43 +173,6 @@ def _resolve_output_format(args: argparse.Namespace) -> None:
         what = "a video file" if implied == "mp4" else "a folder (PNG frames)"
         raise InputError(f"--output_format {args.output_format} contradicts --output '{args.output}', {what}")
     args.output_format = implied
-
-
-def resolve_backend(args: argparse.Namespace) -> str:
-    if args.backend != "auto":
-        return args.backend
-    return "ldf" if args.model_path else "flow"
-
-
-def backend_options(args: argparse.Namespace, backend: str) -> dict:
-    if backend == "flow":
-        options = {name: getattr(args, name) for name in FLOW_OPTION_NAMES}
-        options["detect_scene_cuts"] = not args.no_scene_detect
-        return options
-    return {
-        name: getattr(args, name)
-        for name in (
-            "model_path",
-            "vae_path",
-            "vae_type",
-            "attention_type",
-            "temporal_upsample",
-            "num_frames",
-            "sampling_steps",
-            "t_shift",
-            "t_cond",
-            "sp_size",
-            "max_chunks",
-            "vae_batch_size",
-            "tile_min_h",
-            "tile_min_w",
-            "tile_stride_h",
-            "tile_stride_w",
-            "tile_min_t",
-            "seed",
-            "device",
-        )
-    }
 
 
 def output_folder_names(sources: Sequence[Path]) -> dict[Path, str]:
@@ -391,6 +255,14 @@ def interpolate_one(
     if info.num_frames < 2:
         raise InputError(f"'{source}' has {info.num_frames} frame(s); interpolation needs at least 2")
     ratio, natural_fps, output_fps = _time_scale(args, info)
+    # The diffusion backend shows its own bar in denoising steps (frames come a whole window at a time) and is
+    # told the input's length to size it; it samples integer factors only, so it never lowers the rate.
+    own_progress = getattr(interpolator, "reports_progress", False)
+    if own_progress and args.target_fps is not None and ratio <= 1:
+        raise InputError(
+            f"--target_fps {float(args.target_fps):g} is not above the input's {float(info.fps):g} fps: "
+            "the ldf backend only adds frames; use --backend flow to resample to a lower rate"
+        )
     if args.output_format == "mp4":
         check_video_size(info.width, info.height)
     stretch = natural_fps / output_fps  # 1 plays in real time
@@ -428,11 +300,14 @@ def interpolate_one(
                 lq_writer.write(frame.image, frame.time)
             yield frame
 
+    hints = {"num_inputs": info.num_frames} if own_progress else {}
     if args.target_fps is not None:
-        stream = interpolator.resample(inputs(), UniformGrid(args.target_fps, info.start_time))
+        if own_progress:  # an integer-factor sampler: the slot grid it samples before placing frames
+            hints["temporal_sf"] = slot_factor(ratio)
+        stream = interpolator.resample(inputs(), UniformGrid(args.target_fps, info.start_time), **hints)
         time_base = exact_time_base(info.start_time, 1 / args.target_fps, info.time_base)
     else:
-        slots = interpolator.interpolate((frame.image for frame in inputs()), args.temporal_sf)
+        slots = interpolator.interpolate((frame.image for frame in inputs()), args.temporal_sf, **hints)
         stream = with_slot_times(slots, input_times, args.temporal_sf)
         time_base = info.time_base / args.temporal_sf
     if not write:
@@ -466,6 +341,7 @@ def interpolate_one(
                 position=position,
                 leave=False,
                 dynamic_ncols=True,
+                disable=own_progress,
             ):
                 writer.write(frame.image, shown_at(frame.time))
             if writer.frames_written == 0:
@@ -516,10 +392,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
     backend = resolve_backend(args)
     if backend == "flow" and any(getattr(args, name) for name in MODEL_FLAGS):
         logger.warning("--backend flow ignores --model_path/--vae_path")
-    if backend == "ldf" and args.target_fps is not None:
-        raise InputError(
-            "--target_fps needs --backend flow; the ldf backend interpolates by integer factors (--temporal_sf)"
-        )
     try:
         sources = list_inputs(args.data)
         sp_size = args.sp_size if backend == "ldf" else 1
@@ -566,7 +438,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
         cuts = summary["scene_cuts"]
         print(
             f"wrote {summary['output']}: {summary['output_frames']} frames at {float(Fraction(summary['fps'])):.6g} fps"
-            + (f" ({len(cuts)} scene cut(s) repeated, not blended)" if cuts else "")
+            + (
+                f" ({len(cuts)} scene cut(s): {CUT_HANDLING.get(backend, 'repeated, not blended')})"
+                if cuts
+                else ""
+            )
         )
     return EXIT_INPUT_ERROR if failures else 0
 

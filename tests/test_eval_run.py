@@ -276,6 +276,8 @@ def test_paper_fvd_scores_every_ground_truth_frame(weights_dir, tmp_path, capsys
         ("missing_weights", "--i3d_weights: no file at"),
         ("triplet_sf", "triplet protocol"),
         ("bad_metric", "unknown metric 'fid'"),
+        ("bad_tiles", "--tile_stride_h must not exceed --tile_min_h"),  # the model flags generate.py checks
+        ("bad_flow", "--flow_max_side must be at least 16"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(case, message, snu_dir, tmp_path, capsys):
@@ -293,6 +295,8 @@ def test_bad_input_is_one_line_and_exit_2(case, message, snu_dir, tmp_path, caps
         "missing_weights": ["--i3d_weights", tmp_path / "i3d.pt"],
         "triplet_sf": ["--task", "test-hard", "--temporal_sf", "8"],
         "bad_metric": ["--metrics", "psnr,fid"],
+        "bad_tiles": ["--tile_min_h", "64", "--tile_stride_h", "96"],
+        "bad_flow": ["--flow_max_side", "8"],
     }.get(case, [])
     out = tmp_path / "out"
     code, _, err = _evaluate(capsys, "--dataset", "snu_film", "--data_dir", data, "--output_dir", out, *extra)

@@ -275,7 +275,7 @@ def result_record_for(output: Path) -> dict:
         (lambda d: ["--data", str(d / "v.mp4"), "--output", str(d / "folder.mp4")], "a folder of that name exists"),
         (lambda d: ["--data", str(d / "v.mp4"), "--is_img_folder"], "is a file"),
         (lambda d: ["--data", str(d / "v.mp4"), "--backend", "ldf", "--model_path", str(d), "--vae_path",
-                    str(d / "v.mp4"), "--target_fps", "60"], "--target_fps needs --backend flow"),
+                    str(d / "v.mp4"), "--num_frames", "50"], "--num_frames must be a multiple of --tile_min_t"),
     ],
 )  # fmt: skip
 def test_bad_paths_and_flags_are_refused_before_any_work(tmp_path, capsys, argv, message):

@@ -443,18 +443,26 @@ def test_tiny_config_trains_then_generates(tmp_path, small_video, monkeypatch):
     assert probe(tmp_path / "gen" / "small" / "pred.mp4").num_frames == (9 - 1) * 2 + 1
 
 
-def test_training_does_not_load_the_interpolate_command():
-    """The trainers take the command runner from the neutral ldf_vfi.commands, not from ldf_vfi.cli."""
+@pytest.mark.parametrize(
+    "module, entry, expected",
+    [
+        ("ldf_vfi.training.cli", "main_dit", "--validate_only"),
+        ("ldf_vfi.evaluation.cli", "main", "--averaging"),
+    ],
+)
+def test_other_commands_do_not_load_the_interpolate_command(module, entry, expected):
+    """The trainers and evaluate.py take the command runner from the neutral ldf_vfi.commands and the backend
+    flags from ldf_vfi.backend_flags, not from generate.py's ldf_vfi.cli."""
     code = (
-        "import sys\nfrom ldf_vfi.training.cli import main_dit\n"
-        "try:\n    main_dit(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"import sys\nfrom {module} import {entry}\n"
+        f"try:\n    {entry}(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'ldf_vfi.cli' not in sys.modules, 'ldf_vfi.cli was imported'\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "--validate_only" in result.stdout
+    assert expected in result.stdout
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from ldf_vfi.data.clips import (
     ClipDataset,
     ClipOptions,
     ClipOrder,
+    clip_loader,
     parse_pn,
     resize_frames,
     resize_target,
@@ -191,7 +192,8 @@ def test_samples_are_reproducible_and_independent_of_workers(records):
     single = [next(iter(DataLoader(dataset, batch_size=2, sampler=order, num_workers=0))) for _ in range(1)][
         0
     ]
-    loader = DataLoader(dataset, batch_size=2, sampler=ClipOrder(len(dataset), seed=5), num_workers=2)
+    loader = clip_loader(dataset, ClipOrder(len(dataset), seed=5), batch_size=2, num_workers=2)
+    assert loader.multiprocessing_context.get_start_method() in ("forkserver", "spawn")  # never a bare fork
     batch = next(iter(loader))
     assert batch["gt"].shape == (2, 3, 8, 24, 24) and batch["mask"].shape == (2, 8)
     for key in ("gt", "mask", "lq_source", "position", "index"):

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError, LDFVFIError
 from ..io import read_frames
+from ..processes import clean_context
 from .lavib import VideoRecord
 from .temporal import nearest_fill_slots, sample_degradation
 
@@ -258,3 +259,27 @@ class ClipOrder(Sampler):
                 order = self.order(epoch)
             yield position, int(order[position % self.size])
             position += self.num_replicas
+
+
+def _one_thread(_: int) -> None:
+    """DataLoader workers decode and resize one clip at a time; more torch threads only oversubscribe."""
+    torch.set_num_threads(1)
+
+
+def clip_loader(
+    dataset: ClipDataset, sampler: Sampler, batch_size: int, num_workers: int, pin_memory: bool = False
+) -> DataLoader:
+    """The training DataLoader: ``num_workers`` persistent workers started from a clean process
+    (:mod:`ldf_vfi.processes`), one torch thread each, two batches prefetched per worker."""
+    workers = num_workers > 0
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers,
+        prefetch_factor=2 if workers else None,
+        worker_init_fn=_one_thread if workers else None,
+        multiprocessing_context=clean_context() if workers else None,
+    )

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..errors import InputError, LDFVFIError
 from ..io import VIDEO_EXTENSIONS, VideoWriter, natural_sort_key, probe
+from ..processes import clean_context
 from .synthetic import MovingShapes
 
 __all__ = [
@@ -181,7 +182,8 @@ def build_index(
 ) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
     """Probe every video; returns the records (in ``paths`` order) and ``(path, reason)`` of unreadable ones."""
     if num_workers > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=num_workers) as pool:
+        # Children from a clean context: forked ones can inherit locks of FFmpeg's threads (ldf_vfi.processes).
+        with ProcessPoolExecutor(max_workers=num_workers, mp_context=clean_context()) as pool:
             results = list(pool.map(_probe_one, paths, chunksize=max(1, len(paths) // (8 * num_workers))))
     else:
         results = [_probe_one(p) for p in paths]

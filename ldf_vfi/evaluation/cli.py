@@ -4,7 +4,7 @@ Flag names follow the reference's ``eval_snu_film.py`` / ``eval_x4k.py`` (``--da
 ``--temporal_sf``, ``--resolution``, ``--output_dir``, ``--save_lq``, ``--fps``) and
 ``calculate_metrics.py`` (``--metrics``, ``--batch_size``, ``--max_videos``), so one command replaces the
 reference's three (generate, metrics, FVD). The backend and model flags are the very ones of
-``generate.py`` (:func:`ldf_vfi.cli.add_backend_arguments`, not redefined), plus two
+``generate.py`` (:func:`ldf_vfi.backend_flags.add_backend_arguments`, not redefined), plus two
 baselines, ``repeat`` and ``blend``.
 
 Errors a user can cause print one line, ``error: <what is wrong>``, and exit with status 2.
@@ -136,7 +136,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--fvd_max_sequences", type=int, default=2048, help="cap on 16-frame FVD sequences (default 2048)"
     )
 
-    from ..cli import add_backend_arguments
+    from ..backend_flags import add_backend_arguments
 
     add_backend_arguments(
         parser,
@@ -148,7 +148,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     """Turn parsed flags into :class:`EvalSettings` (validating them; errors are one line)."""
-    from ..cli import backend_options, resolve_backend
+    from ..backend_flags import backend_options, resolve_backend, validate_backend_args
     from ..config import effective_config
     from ..data import parse_resolution
     from ..pipelines.flow import check_temporal_sf
@@ -170,8 +170,11 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
         if args.temporal_sf is not None
         else default_temporal_sf(args.dataset, task)
     )
+    validate_backend_args(args)
     backend = resolve_backend(args)
     options = {} if backend in BASELINES else backend_options(args, backend)
+    if backend == "ldf":  # the protocol's numbers are the reference's: every clip one continuous video
+        options["detect_scene_cuts"] = False
     # The backend in the default folder: flow, repeat and blend runs can follow one another without clashing.
     task_part = "" if task == default_task(args.dataset) else f"-{task}"
     output_dir = Path(args.output_dir or f"runs/eval_{args.dataset}{task_part}-{sf}x-{backend}")
@@ -248,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``evaluate.py``: ``--config`` support, one-line errors (exit 2), Ctrl-C handling.
 
-    Runs through :func:`ldf_vfi.cli.run_command` like every script.
+    Runs through :func:`ldf_vfi.commands.run_command` like every script.
     """
     from ..commands import run_command
 

@@ -39,6 +39,19 @@ def check_temporal_sf(temporal_sf: int) -> int:
     return temporal_sf
 
 
+def check_rate_ratio(input_fps: Fraction | float, output_fps: Fraction | float) -> tuple[Fraction, Fraction]:
+    """Both rates as exact fractions; positive, the output at most ``MAX_TEMPORAL_SF`` times the input."""
+    input_fps = Fraction(input_fps).limit_denominator(1_000_000)
+    output_fps = Fraction(output_fps).limit_denominator(1_000_000)
+    if input_fps <= 0 or output_fps <= 0:
+        raise InputError(f"frame rates must be positive, got {input_fps} -> {output_fps}")
+    if output_fps / input_fps > MAX_TEMPORAL_SF:
+        raise InputError(
+            f"target fps {float(output_fps):g} is more than {MAX_TEMPORAL_SF}x the input's {float(input_fps):g}"
+        )
+    return input_fps, output_fps
+
+
 def output_frame_count(num_inputs: int, ratio: Fraction | int) -> int:
     """Frames produced for ``num_inputs`` frames when the rate is multiplied by ``ratio``.
 
@@ -91,14 +104,7 @@ class FlowInterpolator:
         """Resample constant-rate frames to ``output_fps`` (any rate up to ``MAX_TEMPORAL_SF`` times the
         input): output frame ``j`` shows time ``j / output_fps``, interpolated between its two input
         neighbours. :meth:`resample` does the same for frames with their own (variable) times."""
-        input_fps = Fraction(input_fps).limit_denominator(1_000_000)
-        output_fps = Fraction(output_fps).limit_denominator(1_000_000)
-        if input_fps <= 0 or output_fps <= 0:
-            raise InputError(f"frame rates must be positive, got {input_fps} -> {output_fps}")
-        if output_fps / input_fps > MAX_TEMPORAL_SF:
-            raise InputError(
-                f"target fps {float(output_fps):g} is more than {MAX_TEMPORAL_SF}x the input's {float(input_fps):g}"
-            )
+        input_fps, output_fps = check_rate_ratio(input_fps, output_fps)
         timed = (TimedFrame(frame, k / input_fps) for k, frame in enumerate(frames))
         return (frame.image for frame in self.resample(timed, UniformGrid(output_fps)))
 

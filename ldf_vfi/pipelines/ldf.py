@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +42,14 @@ from tqdm.auto import tqdm
 from ..data.temporal import upsample_temporal
 from ..diffusion import sampling_time_grid, timestep_ids
 from ..errors import InputError, first_line
+from ..io import TimedFrame
 from ..io.writer import pad_to_multiple
 from ..models._condition import concat_condition
 from ..models.tiling import TilingConfig
-from .flow import check_temporal_sf
-from .windows import Window, check_window_geometry, iter_windows
+from .flow import FlowInterpolator, check_rate_ratio, check_temporal_sf
+from .scene import DEFAULT_SCENE_CUT_THRESHOLD, scene_cut_score
+from .timing import Subdivision, TimeGrid, UniformGrid, resample, slot_factor, with_slot_times
+from .windows import Window, check_window_geometry, iter_windows, window_schedule
 
 
 @dataclass
@@ -60,6 +65,9 @@ class LDFSettings:
     max_chunks: int | None = None
     seed: int = 42
     lq_sample: bool = True  # the reference samples the LQ posterior; False uses its mean (training's choice)
+    # Sample every shot on its own (False: the whole input as one continuous video, as the reference does).
+    detect_scene_cuts: bool = True
+    scene_cut_threshold: float = DEFAULT_SCENE_CUT_THRESHOLD
     tiling: TilingConfig = field(default_factory=TilingConfig)
 
     @property
@@ -120,6 +128,108 @@ class _FrameBuffer:
             del self._frames[key]
 
 
+class _ShotSplitter:
+    """A frame stream cut at scene cuts into shots, lazily: one frame of look-ahead, nothing else held.
+
+    :meth:`shots` yields ``(index of the shot's first frame, iterator over the shot's frames)``; a shot's
+    iterator must be read to its end before the next shot is taken (:meth:`shots` reads what is left).
+    ``ended_by_cut`` says, once a shot's iterator is exhausted, whether another shot follows.
+    """
+
+    def __init__(
+        self, frames: Iterable[np.ndarray], is_cut: Callable[[np.ndarray, np.ndarray], bool]
+    ) -> None:
+        self._frames = iter(frames)
+        self._is_cut = is_cut
+        self._next = next(self._frames, None)
+        self._index = 0  # input index of self._next
+        self.cuts: list[int] = []  # k: frames k and k + 1 are different shots
+        self.ended_by_cut = False
+
+    def shots(self) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
+        while self._next is not None:
+            shot = self._shot()
+            yield self._index, shot
+            for _ in shot:  # whatever the caller left unread
+                pass
+
+    def _shot(self) -> Iterator[np.ndarray]:
+        previous, self._next = self._next, None
+        self.ended_by_cut = False
+        self._index += 1
+        yield previous
+        for frame in self._frames:
+            if frame.shape != previous.shape:
+                raise InputError(
+                    f"frame {self._index} is {frame.shape[1]}x{frame.shape[0]}, "
+                    f"earlier frames are {previous.shape[1]}x{previous.shape[0]}"
+                )
+            if self._is_cut(previous, frame):
+                self.cuts.append(self._index - 1)
+                self._next, self.ended_by_cut = frame, True
+                return
+            self._index += 1
+            yield frame
+            previous = frame
+
+
+class _DenoisingProgress:
+    """One progress bar per video in denoising steps (the costly part), so its rate and estimate mean
+    something: frames come out a whole window at a time. The total is re-estimated at each shot from the
+    input frames left (``num_inputs``, when known), as if the rest were one shot."""
+
+    def __init__(self, enabled: bool, settings: LDFSettings, sf: int, num_inputs: int | None) -> None:
+        self.settings, self.sf, self.num_inputs = settings, sf, num_inputs
+        self.done, self.total = 0, None  # steps, also when the bar is hidden
+        self.bar = tqdm(desc="denoising", unit="step", leave=False, disable=not enabled, dynamic_ncols=True)
+
+    def plan(self, first_input: int, tail_frames: int, budget: _SegmentBudget) -> None:
+        """The rest of the video starts at input frame ``first_input``; ``budget`` is ``--max_chunks``' rest."""
+        if self.num_inputs is None or self.num_inputs - first_input < 2:
+            return
+        left = self.num_inputs - first_input
+        windows = len(
+            window_schedule(
+                left * self.sf,
+                self.settings.num_frames,
+                self.settings.tile_min_t,
+                (left - 1) * self.sf + 1 + tail_frames,
+            )
+        )
+        if (
+            budget.left is not None
+        ):  # segments come out first, then (concat, skip) pairs: m segments, m | m+1 windows
+            windows = min(windows, budget.left + 1 - budget.left % 2)
+        self.total = self.done + windows * self.settings.sampling_steps
+        self.bar.total = self.total
+        self.bar.refresh()
+
+    def window(self, window: Window) -> None:
+        self.bar.set_postfix_str(f"{window.kind} window at slot {window.start}", refresh=False)
+
+    def step(self) -> None:
+        self.done += 1
+        self.bar.update()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _SegmentBudget:
+    """``--max_chunks``: how many output segments the whole video may still emit (``None``: no limit)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+
+    @property
+    def spent(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+    def spend(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+
+
 class LDFVFIPipeline:
     """Interpolate videos with LDF-VFI (see the module docstring for the algorithm).
 
@@ -152,7 +262,9 @@ class LDFVFIPipeline:
             )
         self.tiling = self.settings.tiling
         self.time_grid = sampling_time_grid(self.settings.sampling_steps, self.settings.t_shift)
-        self.scene_cuts: list[int] = []  # interface parity with the flow backend (the DiT models cuts itself)
+        self.scene_cuts: list[int] = []  # pairs (k, k + 1) of input frames found to be different shots
+        self._cut_pair: tuple[np.ndarray, np.ndarray] | None = None  # the newest cut's two generated frames
+        self._flow: FlowInterpolator | None = None  # between generated slots, for other output rates
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -219,24 +331,89 @@ class LDFVFIPipeline:
         return pipe
 
     # -- public ------------------------------------------------------------------------------------------
+    reports_progress = True  # its own bar in denoising steps; a per-frame bar would sit still for minutes
+
     def interpolate(
-        self, frames: Iterable[np.ndarray], temporal_sf: int, *, tail_frames: int = 0
+        self,
+        frames: Iterable[np.ndarray],
+        temporal_sf: int,
+        *,
+        tail_frames: int = 0,
+        num_inputs: int | None = None,
     ) -> Iterator[np.ndarray]:
         """``(N - 1) * sf + 1`` frames for N input frames, generated window by window.
 
+        With ``detect_scene_cuts`` (the default) the input is cut into shots at scene cuts and every shot is
+        sampled as a video of its own, so no window mixes two shots; the ``sf - 1`` slots between the last
+        frame of a shot and the first of the next repeat the nearer of those two (generated) frames, as the
+        flow backend does, and a shot of one frame is that input frame. The cuts found are in
+        ``scene_cuts`` once the frames are read. Without detection the input is one video, as in the
+        reference.
+
         ``tail_frames`` (``0 .. sf - 1``) also emits that many timeline slots after the last input frame,
         the model's own extrapolation: the timeline has ``N * sf`` slots and the reference's evaluation keeps
-        the first ``len(GT)`` of them (eval_snu_film.py:203), which FVD then scores.
+        the first ``len(GT)`` of them (eval_snu_film.py:203), which FVD then scores. ``num_inputs`` (N, when
+        known) sizes the progress bar.
         """
         sf = check_temporal_sf(temporal_sf)
         if not 0 <= tail_frames < sf:
             raise InputError(f"tail_frames must be in 0..{sf - 1} at --temporal_sf {sf}, got {tail_frames}")
-        return self._run(frames, sf, tail_frames)
+        self.scene_cuts = []
+        return self._interpolate(frames, sf, tail_frames, num_inputs)
 
-    def retime(self, frames, input_fps, output_fps):
-        raise InputError(
-            "the ldf backend interpolates by integer factors only; use --temporal_sf, or --backend flow for --target_fps"
+    def resample(
+        self,
+        frames: Iterable[TimedFrame],
+        grid: TimeGrid,
+        *,
+        temporal_sf: int | None = None,
+        num_inputs: int | None = None,
+    ) -> Iterator[TimedFrame]:
+        """Frames at ``grid``'s times from frames with their own (possibly variable) times.
+
+        The model samples the timeline at ``temporal_sf`` slots per input interval (default: the smallest
+        factor whose slots are at least as dense as a :class:`UniformGrid`, judged on the first interval);
+        each output time that falls on a slot gets that generated frame, one between two slots is
+        interpolated between them with the flow backend's warping (neighbouring generated frames differ
+        little), except across a scene cut, where the nearer one is repeated.
+        """
+        frames = iter(frames)
+        head = list(islice(frames, 2))
+        if isinstance(grid, Subdivision):
+            temporal_sf = grid.factor
+        elif temporal_sf is None:
+            if len(head) < 2:
+                temporal_sf = 1  # interpolate() gives the error
+            else:
+                temporal_sf = slot_factor((head[1].time - head[0].time) * Fraction(grid.fps))
+        times: list[Fraction] = []
+
+        def images() -> Iterator[np.ndarray]:
+            for frame in chain(head, frames):
+                times.append(frame.time)
+                yield frame.image
+
+        slots = with_slot_times(
+            self.interpolate(images(), temporal_sf, num_inputs=num_inputs), times, temporal_sf
         )
+        if isinstance(grid, Subdivision):
+            return slots
+        return resample(slots, grid, self._between_slots)
+
+    def retime(
+        self, frames: Iterable[np.ndarray], input_fps: Fraction | float, output_fps: Fraction | float
+    ) -> Iterator[np.ndarray]:
+        """Constant-rate frames to ``output_fps`` (above the input's rate, at most 16 times it): output frame
+        ``j`` shows time ``j / output_fps`` (see :meth:`resample`)."""
+        input_fps, output_fps = check_rate_ratio(input_fps, output_fps)
+        if output_fps <= input_fps:
+            raise InputError(
+                f"the ldf backend only adds frames: {float(output_fps):g} fps is not above the input's "
+                f"{float(input_fps):g}; resample with the flow backend instead"
+            )
+        timed = (TimedFrame(frame, k / input_fps) for k, frame in enumerate(frames))
+        grid = UniformGrid(output_fps)
+        return (f.image for f in self.resample(timed, grid, temporal_sf=slot_factor(output_fps / input_fps)))
 
     def __call__(self, frames: Iterable[np.ndarray], temporal_sf: int) -> list[np.ndarray]:
         return list(self.interpolate(frames, temporal_sf))
@@ -268,7 +445,13 @@ class LDFVFIPipeline:
 
     @torch.no_grad()
     def _denoise(
-        self, window: Window, y: torch.Tensor, m: torch.Tensor, memory: dict, generator: torch.Generator
+        self,
+        window: Window,
+        y: torch.Tensor,
+        m: torch.Tensor,
+        memory: dict,
+        generator: torch.Generator,
+        progress: _DenoisingProgress,
     ) -> torch.Tensor:
         """Run the K Euler steps of one window; returns its final latent ``(1, nT, nH, nW, 16, t, h, w)``."""
         n_t = y.shape[1]
@@ -285,16 +468,9 @@ class LDFVFIPipeline:
         if window.kind != "last":
             context = {i: renoise(memory[name]) for i, name in sorted(window.context.items())}
         grid = self.time_grid
-        steps = range(self.settings.sampling_steps)
-        bar = tqdm(
-            steps,
-            desc=f"{window.kind} window [{window.start}, {window.start + self.settings.num_frames})",
-            leave=False,
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
+        progress.window(window)
         first = generated[0]
-        for i in bar:
+        for i in range(self.settings.sampling_steps):
             parts = [context[j] if j in context else new[:, j - first : j - first + 1] for j in range(n_t)]
             x = torch.cat(parts, dim=1)
             t = torch.full(y.shape[:4], float(grid[i]), dtype=torch.float32)
@@ -304,6 +480,7 @@ class LDFVFIPipeline:
             velocity = self.transformer(concat_condition(x, y, m), ids).sample
             step = float(grid[i + 1] - grid[i])  # float32 difference, as the reference
             new = new + velocity[:, first : generated[-1] + 1].to(self.dtype) * step
+            progress.step()
         parts = [context[j] if j in context else new[:, j - first : j - first + 1] for j in range(n_t)]
         return torch.cat(parts, dim=1)
 
@@ -325,7 +502,98 @@ class LDFVFIPipeline:
         video = ((pixels + 1) * 127.5).clamp(0, 255).to(torch.uint8)  # truncation, as the reference
         return video[0].permute(1, 2, 3, 0).cpu().numpy()
 
-    def _run(self, frames: Iterable[np.ndarray], sf: int, tail_frames: int = 0) -> Iterator[np.ndarray]:
+    def _interpolate(
+        self, frames: Iterable[np.ndarray], sf: int, tail_frames: int, num_inputs: int | None
+    ) -> Iterator[np.ndarray]:
+        progress = _DenoisingProgress(self.progress, self.settings, sf, num_inputs)
+        budget = _SegmentBudget(self.settings.max_chunks)
+        try:
+            if not self.settings.detect_scene_cuts:
+                progress.plan(0, tail_frames, budget)
+                yield from self._run(frames, sf, lambda: tail_frames, progress, budget)
+            else:
+                yield from self._run_shots(frames, sf, tail_frames, progress, budget)
+        finally:
+            progress.close()
+
+    def _is_cut(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
+        return scene_cut_score(frame0, frame1) > self.settings.scene_cut_threshold
+
+    def _run_shots(
+        self,
+        frames: Iterable[np.ndarray],
+        sf: int,
+        tail_frames: int,
+        progress: _DenoisingProgress,
+        budget: _SegmentBudget,
+    ) -> Iterator[np.ndarray]:
+        """Every shot sampled alone (its own windows and noise, seeded as a video of its own); across a cut
+        the first ``(sf - 1) // 2`` slots repeat the shot's last frame, the others the next shot's first."""
+        splitter = _ShotSplitter(frames, self._is_cut)
+        self.scene_cuts = splitter.cuts
+        self._cut_pair = None
+        repeat_before = (sf - 1) // 2
+        owed = 0  # slots after the previous shot that repeat this shot's first frame
+        last: np.ndarray | None = None
+        shots = 0
+        for start, shot in splitter.shots():
+            shots += 1
+            head = list(islice(shot, 2))
+            if len(head) == 1:  # a shot of one frame (a cut on both sides, or a one-frame input)
+                if start == 0 and not splitter.ended_by_cut:
+                    raise InputError("the input has only 1 frame; interpolation needs at least 2")
+                tail = 0 if splitter.ended_by_cut else tail_frames
+                outputs: Iterator[np.ndarray] = iter([head[0]] * (1 + tail))
+            else:
+                progress.plan(start, tail_frames, budget)
+                outputs = self._run(
+                    chain(head, shot),
+                    sf,
+                    lambda: 0 if splitter.ended_by_cut else tail_frames,
+                    progress,
+                    budget,
+                )
+            first = next(outputs)
+            if last is not None:
+                self._cut_pair = (last, first)
+            for _ in range(owed):
+                yield first
+            yield first
+            last = first
+            for frame in outputs:
+                yield frame
+                last = frame
+            if budget.spent or not splitter.ended_by_cut:
+                break
+            for _ in range(repeat_before):
+                yield last
+            owed = sf - 1 - repeat_before
+        if shots == 0:
+            raise InputError("the input has no frames")
+
+    def _between_slots(
+        self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]
+    ) -> list[np.ndarray]:
+        """Frames between two neighbouring generated slots (for output rates that are not a slot grid)."""
+        if frame0 is frame1:  # repeated across a cut, or a one-frame shot
+            return [frame0] * len(times)
+        pair = self._cut_pair
+        if pair is not None and frame0 is pair[0] and frame1 is pair[1]:
+            return [frame0 if t < 0.5 else frame1 for t in times]
+        if self._flow is None:
+            self._flow = FlowInterpolator(detect_scene_cuts=False)
+        return self._flow.interpolate_pair(frame0, frame1, times)
+
+    def _run(
+        self,
+        frames: Iterable[np.ndarray],
+        sf: int,
+        tail_frames: Callable[[], int],
+        progress: _DenoisingProgress,
+        budget: _SegmentBudget,
+    ) -> Iterator[np.ndarray]:
+        """One continuous video through the skip-concatenate schedule. ``tail_frames()`` is asked only once
+        the input's end has been read (a shot learns then whether the video ends with it)."""
         from ..models.mask_encoder import encode_mask, frame_mask_video
 
         buffer = _FrameBuffer(frames)
@@ -343,26 +611,43 @@ class LDFVFIPipeline:
             return buffer.has(k // sf)
 
         def keeps_slot(k: int) -> bool:  # does slot k survive the cut to (N - 1) * sf + 1 + tail frames?
-            return buffer.has(math.ceil(max(k - tail_frames, 0) / sf))
+            if buffer.has(math.ceil(k / sf)):
+                return True
+            tail = tail_frames()  # the end of the input is known now
+            return tail > 0 and buffer.has(math.ceil(max(k - tail, 0) / sf))
+
+        def decode_kept(window: Window, latent, lq, mask) -> list[np.ndarray]:
+            """The window's kept frames that survive the cut, as bytes on the host. Chunks wholly beyond the
+            cut are not decoded: the decoder takes every chunk on its own."""
+            a, b = window.keep
+            wanted = 0
+            while wanted < (b - a) * tc and keeps_slot(window.out_start + wanted):
+                wanted += 1
+            if wanted == 0:
+                return []
+            b = a + math.ceil(wanted / tc)
+            decoded = self._decode(
+                latent[:, a:b], lq[:, :, a * tc : b * tc], mask[a * tc : b * tc], height, width
+            )
+            return list(decoded[:wanted])
 
         memory: dict[str, torch.Tensor] = {}
-        pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # undecoded skip segments
+        # Skip segments wait for the concat segment before them, already decoded: bytes on the host, not the
+        # window's LQ video on the device.
+        pending: list[tuple[int, list[np.ndarray]]] = []
         emitted = 0
-        segments = 0
 
-        def flush(start: int, latent, lq, mask) -> Iterator[np.ndarray]:
-            nonlocal emitted, segments
+        def emit(start: int, decoded: list[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal emitted
             if start != emitted:
                 raise AssertionError(f"segment at slot {start} emitted after {emitted} frames")
-            for frame in self._decode(latent, lq, mask, height, width):
-                if not keeps_slot(emitted):
-                    return
+            budget.spend()
+            for frame in decoded:
                 emitted += 1
                 yield frame
-            segments += 1
 
         for window in iter_windows(has_slot, keeps_slot, settings.num_frames, tc):
-            if settings.max_chunks is not None and segments >= settings.max_chunks:
+            if budget.spent:
                 break
             lq, mask = self._condition(window, buffer, sf)
             y = self.vae.tiled_encode(lq, self.tiling, sample=settings.lq_sample, generator=generator)
@@ -370,21 +655,17 @@ class LDFVFIPipeline:
                 frame_mask_video(mask[None].to(self.device, self.dtype), padded_height, padded_width),
                 self.tiling,
             )
-            latent = self._denoise(window, y.to(self.dtype), m.to(self.dtype), memory, generator)
+            latent = self._denoise(window, y.to(self.dtype), m.to(self.dtype), memory, generator, progress)
             for name, chunk in window.save.items():
-                memory[name] = latent[:, chunk : chunk + 1]
+                memory[name] = latent[:, chunk : chunk + 1].clone()  # not a view that keeps the window alive
             for old, new in window.rename.items():
                 memory[new] = memory.pop(old)
-            a, b = window.keep
-            kept = (window.out_start, latent[:, a:b], lq[:, :, a * tc : b * tc], mask[a * tc : b * tc])
+            decoded = decode_kept(window, latent, lq, mask)
+            del lq, y, m, latent
             if window.kind == "skip":
-                pending.append(kept)  # emitted after the concat window that precedes it on the timeline
+                pending.append((window.out_start, decoded))  # emitted after the concat window before it
                 continue
-            yield from flush(*kept)
-            while (
-                pending
-                and pending[0][0] == emitted
-                and (settings.max_chunks is None or segments < settings.max_chunks)
-            ):
-                yield from flush(*pending.pop(0))
+            yield from emit(window.out_start, decoded)
+            while pending and pending[0][0] == emitted and not budget.spent:
+                yield from emit(*pending.pop(0))
             buffer.release_before(max(0, (window.start - tc)) // sf)

@@ -146,6 +146,13 @@ def with_slot_times(
             yield TimedFrame(image, grid.between(input_times[k], input_times[k + 1])[i])
 
 
+def slot_factor(ratio: Fraction | float, cap: int = 16) -> int:
+    """The smallest integer factor whose subdivision is at least as dense as ``ratio`` (output rate over input
+    rate), between 1 and ``cap``: the slots an integer-factor backend samples before the frames are placed at
+    a :class:`UniformGrid`'s exact times (25 -> 60 fps: 3; 24000/1001 -> 60: 3; 30 -> 60: 2)."""
+    return max(1, min(cap, math.ceil(Fraction(ratio))))
+
+
 def exact_time_base(*times: Fraction) -> Fraction | None:
     """The coarsest unit in which every given time is a whole number (``1 / lcm`` of their denominators), or
     ``None`` when that unit is too fine for a 32-bit container timescale."""

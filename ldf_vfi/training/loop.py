@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from ..config import save_effective_config
-from ..data.clips import ClipDataset, ClipOptions, ClipOrder
+from ..data.clips import ClipDataset, ClipOptions, ClipOrder, clip_loader
 from ..data.lavib import read_index
 from ..data.registry import DatasetConfig, is_dataset_config, load_dataset_config, train_records
 from ..distributed import process_info
@@ -92,11 +91,6 @@ def _has_accelerator_device() -> bool:
 
 def _deepspeed_requested() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
-
-
-def _one_thread(_: int) -> None:
-    """DataLoader workers decode and resize one clip at a time; more torch threads only oversubscribe."""
-    torch.set_num_threads(1)
 
 
 def available_cores() -> int:
@@ -318,15 +312,8 @@ class TrainingRun:
             rank=self.dp_rank,
             num_replicas=self.dp_size,
         )
-        loader = DataLoader(
-            dataset,
-            batch_size=self.args.batch_gpu,
-            sampler=order,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
-            prefetch_factor=2 if workers > 0 else None,
-            worker_init_fn=_one_thread if workers > 0 else None,
+        loader = clip_loader(
+            dataset, order, self.args.batch_gpu, workers, pin_memory=self.device.type == "cuda"
         )
         self._batches = iter(loader)
 
