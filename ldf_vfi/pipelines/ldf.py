@@ -265,6 +265,7 @@ class LDFVFIPipeline:
         self.scene_cuts: list[int] = []  # pairs (k, k + 1) of input frames found to be different shots
         self._cut_pair: tuple[np.ndarray, np.ndarray] | None = None  # the newest cut's two generated frames
         self._flow: FlowInterpolator | None = None  # between generated slots, for other output rates
+        self.sp = None  # the sequence-parallel group (from_pretrained sets it)
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -328,6 +329,7 @@ class LDFVFIPipeline:
         enable_sequence_parallel(transformer, sp)
         pipe = cls(transformer, vae, LDFSettings.from_options(options), device=resolved, dtype=dtype)
         pipe.progress = pipe.progress and sp.rank == 0
+        pipe.sp = sp
         return pipe
 
     # -- public ------------------------------------------------------------------------------------------
@@ -517,7 +519,15 @@ class LDFVFIPipeline:
             progress.close()
 
     def _is_cut(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
-        return scene_cut_score(frame0, frame1) > self.settings.scene_cut_threshold
+        """The detector's verdict; in a sequence-parallel group the first rank's, so that every rank cuts the
+        video into the same shots (a rank that split differently would wait for the others forever)."""
+        cut = scene_cut_score(frame0, frame1) > self.settings.scene_cut_threshold
+        if self.sp is not None and self.sp.enabled:
+            from ..distributed.sequence_parallel import broadcast_from_group_source
+
+            verdict = torch.tensor([float(cut)], device=self.device)
+            cut = bool(broadcast_from_group_source(verdict, self.sp).item())
+        return cut
 
     def _run_shots(
         self,
