@@ -226,3 +226,38 @@ def test_evaluate_runs_the_ldf_backend_without_detection(tmp_path):
     args = build_parser().parse_args(["--dataset", "snu_film", "--data_dir", str(tmp_path), *flags])
     assert settings_from_args(args).backend_options["detect_scene_cuts"] is False
     assert backend_options(argparse.Namespace(**vars(args)), "ldf")["detect_scene_cuts"] is True
+
+
+@pytest.mark.slow
+def test_evaluate_samples_a_clip_with_a_cut_as_one_video(tmp_path, tiny_weights, two_shots, capsys):  # noqa: F811
+    """evaluate.py's ldf predictions are the reference's: one continuous video per clip, across the cut."""
+    import cv2
+
+    from ldf_vfi.evaluation.cli import main as evaluate_main
+    from ldf_vfi.metrics.testing import write_random_metric_weights
+    from ldf_vfi.pipelines.ldf import LDFVFIPipeline
+
+    a, b = two_shots
+    clip = tmp_path / "SNU" / "test" / "GOPRO_test" / "cut"
+    clip.mkdir(parents=True)
+    gt = a + b  # 9 frames: inputs 0, 2, 4, 6, 8 at x2, a cut between 4 and 5
+    for i, frame in enumerate(gt):
+        cv2.imwrite(str(clip / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    write_random_metric_weights(tmp_path / "w")
+    out = tmp_path / "eval"
+    model = ["--model_path", tiny_weights / "model", "--vae_path", tiny_weights / "Wan2.1_VAE_cond_v2.pth"]
+    code = evaluate_main([str(v) for v in [
+        "--dataset", "snu_film", "--data_dir", tmp_path / "SNU", "--temporal_sf", 2, "--backend", "ldf", *model,
+        *TINY_FLAGS, "--metrics", "psnr", "--weights_dir", tmp_path / "w", "--output_dir", out, "--save_pred",
+        "--save_format", "png"]])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    pred = [
+        cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((out / "pred").rglob("*.png"))
+    ]
+    tiny = {k.lstrip("-"): int(v) for k, v in zip(TINY_FLAGS[::2], TINY_FLAGS[1::2])}
+    files = (tiny_weights / "model", tiny_weights / "Wan2.1_VAE_cond_v2.pth")
+    inputs = gt[::2]
+    assert find_scene_cuts(inputs) == [2]
+    continuous = LDFVFIPipeline.from_pretrained(*files, detect_scene_cuts=False, **tiny)(inputs, 2)
+    assert len(pred) == len(continuous) == 9 and same(pred, continuous)
+    assert not same(pred, LDFVFIPipeline.from_pretrained(*files, **tiny)(inputs, 2))  # generate.py's shots
