@@ -15,6 +15,8 @@ from .pipelines import BACKENDS
 from .pipelines.scene import DEFAULT_SCENE_CUT_THRESHOLD
 
 FLOW_OPTION_NAMES = ("flow_preset", "flow_max_side", "scene_cut_threshold")
+# The VAE tiling flags (TilingConfig's fields, the reference launchers' names): positive integers.
+TILING_FLAGS = ("vae_batch_size", "tile_min_h", "tile_min_w", "tile_stride_h", "tile_stride_w", "tile_min_t")
 LDF_OPTION_NAMES = (
     "model_path",
     "vae_path",
@@ -27,12 +29,7 @@ LDF_OPTION_NAMES = (
     "t_cond",
     "sp_size",
     "max_chunks",
-    "vae_batch_size",
-    "tile_min_h",
-    "tile_min_w",
-    "tile_stride_h",
-    "tile_stride_w",
-    "tile_min_t",
+    *TILING_FLAGS,
     "seed",
     "device",
 )
@@ -120,15 +117,7 @@ def validate_backend_args(args: argparse.Namespace) -> None:
         raise InputError(f"--flow_max_side must be at least 16, got {args.flow_max_side}")
     if not 0.0 < args.scene_cut_threshold <= 1.0:
         raise InputError(f"--scene_cut_threshold must be in (0, 1], got {args.scene_cut_threshold}")
-    for name in (
-        "sampling_steps",
-        "vae_batch_size",
-        "tile_min_h",
-        "tile_min_w",
-        "tile_stride_h",
-        "tile_stride_w",
-        "tile_min_t",
-    ):
+    for name in ("sampling_steps", *TILING_FLAGS):
         if getattr(args, name) < 1:
             raise InputError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     for axis in ("h", "w"):
