@@ -54,13 +54,13 @@ def add_backend_arguments(
         "--flow_preset",
         choices=("ultrafast", "fast", "medium"),
         default="medium",
-        help="optical-flow quality/speed (flow backend)",
+        help="optical-flow quality/speed (flow backend; the ldf backend's frames between its slots for --target_fps)",
     )
     backend.add_argument(
         "--flow_max_side",
         type=int,
         default=1024,
-        help="estimate flow at most at this resolution (flow backend)",
+        help="estimate flow at most at this resolution (flow backend, and the ldf backend for --target_fps)",
     )
     backend.add_argument(
         "--scene_cut_threshold",
@@ -151,5 +151,7 @@ def backend_options(args: argparse.Namespace, backend: str) -> dict:
     return {
         "detect_scene_cuts": not args.no_scene_detect,
         "scene_cut_threshold": args.scene_cut_threshold,
+        "flow_preset": args.flow_preset,
+        "flow_max_side": args.flow_max_side,
         **{name: getattr(args, name) for name in LDF_OPTION_NAMES},
     }

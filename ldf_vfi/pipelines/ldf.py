@@ -68,6 +68,9 @@ class LDFSettings:
     # Sample every shot on its own (False: the whole input as one continuous video, as the reference does).
     detect_scene_cuts: bool = True
     scene_cut_threshold: float = DEFAULT_SCENE_CUT_THRESHOLD
+    # The flow warping that places frames between generated slots (--target_fps), as the flow backend's flags.
+    flow_preset: str = "medium"
+    flow_max_side: int = 1024
     tiling: TilingConfig = field(default_factory=TilingConfig)
 
     @property
@@ -591,7 +594,10 @@ class LDFVFIPipeline:
         if pair is not None and frame0 is pair[0] and frame1 is pair[1]:
             return [frame0 if t < 0.5 else frame1 for t in times]
         if self._flow is None:
-            self._flow = FlowInterpolator(detect_scene_cuts=False)
+            settings = self.settings
+            self._flow = FlowInterpolator(
+                settings.flow_preset, settings.flow_max_side, detect_scene_cuts=False
+            )
         return self._flow.interpolate_pair(frame0, frame1, times)
 
     def _run(
