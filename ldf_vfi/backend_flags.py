@@ -144,14 +144,9 @@ def resolve_backend(args: argparse.Namespace) -> str:
 
 def backend_options(args: argparse.Namespace, backend: str) -> dict:
     """The keyword arguments of :func:`ldf_vfi.pipelines.get_interpolator` for ``backend``."""
-    if backend == "flow":
-        options = {name: getattr(args, name) for name in FLOW_OPTION_NAMES}
-        options["detect_scene_cuts"] = not args.no_scene_detect
-        return options
-    return {
-        "detect_scene_cuts": not args.no_scene_detect,
-        "scene_cut_threshold": args.scene_cut_threshold,
-        "flow_preset": args.flow_preset,
-        "flow_max_side": args.flow_max_side,
-        **{name: getattr(args, name) for name in LDF_OPTION_NAMES},
-    }
+    # The ldf backend takes the flow options too: the same cut detector, and flow between its slots.
+    options = {name: getattr(args, name) for name in FLOW_OPTION_NAMES}
+    options["detect_scene_cuts"] = not args.no_scene_detect
+    if backend == "ldf":
+        options.update({name: getattr(args, name) for name in LDF_OPTION_NAMES})
+    return options

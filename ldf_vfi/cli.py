@@ -39,7 +39,7 @@ from .io import (
 from .io.writer import VIDEO_OUTPUT_EXTENSIONS, check_output_path, check_video_size
 from .pipelines import get_interpolator
 from .pipelines.flow import MAX_TEMPORAL_SF, check_temporal_sf, output_frame_count
-from .pipelines.timing import UniformGrid, exact_time_base, slot_factor, with_slot_times
+from .pipelines.timing import UniformGrid, check_rate_increase, exact_time_base, slot_factor, with_slot_times
 
 logger = logging.getLogger("ldf_vfi")
 
@@ -258,11 +258,8 @@ def interpolate_one(
     # The diffusion backend shows its own bar in denoising steps (frames come a whole window at a time) and is
     # told the input's length to size it; it samples integer factors only, so it never lowers the rate.
     own_progress = getattr(interpolator, "reports_progress", False)
-    if own_progress and args.target_fps is not None and ratio <= 1:
-        raise InputError(
-            f"--target_fps {float(args.target_fps):g} is not above the input's {float(info.fps):g} fps: "
-            "the ldf backend only adds frames; use --backend flow to resample to a lower rate"
-        )
+    if own_progress and args.target_fps is not None:
+        check_rate_increase(info.fps, args.target_fps)
     if args.output_format == "mp4":
         check_video_size(info.width, info.height)
     stretch = natural_fps / output_fps  # 1 plays in real time

@@ -24,9 +24,7 @@ from ..errors import InputError
 from ..io import TimedFrame
 from .flow_warp import DIS_PRESETS, FlowEstimator, PairWarper
 from .scene import DEFAULT_SCENE_CUT_THRESHOLD, scene_cut_score
-from .timing import Subdivision, TimeGrid, UniformGrid, resample
-
-MAX_TEMPORAL_SF = 16
+from .timing import MAX_TEMPORAL_SF, Subdivision, TimeGrid, UniformGrid, resample
 
 
 def check_temporal_sf(temporal_sf: int) -> int:

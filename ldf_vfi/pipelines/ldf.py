@@ -48,7 +48,16 @@ from ..models._condition import concat_condition
 from ..models.tiling import TilingConfig
 from .flow import FlowInterpolator, check_rate_ratio, check_temporal_sf
 from .scene import DEFAULT_SCENE_CUT_THRESHOLD, scene_cut_score
-from .timing import Subdivision, TimeGrid, UniformGrid, resample, slot_factor, with_slot_times
+from .timing import (
+    Subdivision,
+    TimeGrid,
+    UniformGrid,
+    check_frame_size,
+    check_rate_increase,
+    resample,
+    slot_factor,
+    with_slot_times,
+)
 from .windows import Window, check_window_geometry, iter_windows, window_schedule
 
 
@@ -113,10 +122,8 @@ class _FrameBuffer:
             frame = np.asarray(frame)
             if self.shape is None:
                 self.shape = frame.shape
-            elif frame.shape != self.shape:
-                raise InputError(
-                    f"frame {self._read} is {frame.shape[1]}x{frame.shape[0]}, earlier frames are {self.shape[1]}x{self.shape[0]}"
-                )
+            else:
+                check_frame_size(frame, self.shape, self._read)
             self._frames[self._read] = frame
             self._read += 1
         return index < self._read
@@ -162,11 +169,7 @@ class _ShotSplitter:
         self._index += 1
         yield previous
         for frame in self._frames:
-            if frame.shape != previous.shape:
-                raise InputError(
-                    f"frame {self._index} is {frame.shape[1]}x{frame.shape[0]}, "
-                    f"earlier frames are {previous.shape[1]}x{previous.shape[0]}"
-                )
+            check_frame_size(frame, previous.shape, self._index)
             if self._is_cut(previous, frame):
                 self.cuts.append(self._index - 1)
                 self._next, self.ended_by_cut = frame, True
@@ -199,9 +202,8 @@ class _DenoisingProgress:
                 (left - 1) * self.sf + 1 + tail_frames,
             )
         )
-        if (
-            budget.left is not None
-        ):  # segments come out first, then (concat, skip) pairs: m segments, m | m+1 windows
+        # Segments come out first, then (concat, skip) pairs: m segments take m windows (m odd) or m + 1.
+        if budget.left is not None:
             windows = min(windows, budget.left + 1 - budget.left % 2)
         self.total = self.done + windows * self.settings.sampling_steps
         self.bar.total = self.total
@@ -411,11 +413,7 @@ class LDFVFIPipeline:
         """Constant-rate frames to ``output_fps`` (above the input's rate, at most 16 times it): output frame
         ``j`` shows time ``j / output_fps`` (see :meth:`resample`)."""
         input_fps, output_fps = check_rate_ratio(input_fps, output_fps)
-        if output_fps <= input_fps:
-            raise InputError(
-                f"the ldf backend only adds frames: {float(output_fps):g} fps is not above the input's "
-                f"{float(input_fps):g}; resample with the flow backend instead"
-            )
+        check_rate_increase(input_fps, output_fps)
         timed = (TimedFrame(frame, k / input_fps) for k, frame in enumerate(frames))
         grid = UniformGrid(output_fps)
         return (f.image for f in self.resample(timed, grid, temporal_sf=slot_factor(output_fps / input_fps)))

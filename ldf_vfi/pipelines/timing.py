@@ -37,6 +37,15 @@ CutTest = Callable[[np.ndarray, np.ndarray], bool]
 """``(frame0, frame1) -> whether they are different shots``, e.g. :func:`~ldf_vfi.pipelines.scene.is_scene_cut`."""
 
 MAX_TIME_BASE_DENOMINATOR = 2**31 - 1  # MP4 timescales are 32-bit
+MAX_TEMPORAL_SF = 16  # the largest frame-rate multiple any backend makes (the reference's range, 1x..16x)
+
+
+def check_frame_size(frame: np.ndarray, earlier: tuple[int, ...], index: int) -> None:
+    """Frame ``index`` of a stream must have the shape of the frames before it; else a one-line error."""
+    if frame.shape != earlier:
+        raise InputError(
+            f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames are {earlier[1]}x{earlier[0]}"
+        )
 
 
 class TimeGrid(Protocol):
@@ -99,11 +108,7 @@ def resample(
         raise InputError("the input has no frames")
     pair = 0
     for current in iterator:
-        if current.image.shape != previous.image.shape:
-            raise InputError(
-                f"frame {pair + 1} is {current.image.shape[1]}x{current.image.shape[0]}, "
-                f"earlier frames are {previous.image.shape[1]}x{previous.image.shape[0]}"
-            )
+        check_frame_size(current.image, previous.image.shape, pair + 1)
         span = current.time - previous.time
         if span <= 0:
             raise ValueError(f"frame times must increase: frame {pair + 1} at {current.time} s")
@@ -146,11 +151,21 @@ def with_slot_times(
             yield TimedFrame(image, grid.between(input_times[k], input_times[k + 1])[i])
 
 
-def slot_factor(ratio: Fraction | float, cap: int = 16) -> int:
+def slot_factor(ratio: Fraction | float, cap: int = MAX_TEMPORAL_SF) -> int:
     """The smallest integer factor whose subdivision is at least as dense as ``ratio`` (output rate over input
     rate), between 1 and ``cap``: the slots an integer-factor backend samples before the frames are placed at
     a :class:`UniformGrid`'s exact times (25 -> 60 fps: 3; 24000/1001 -> 60: 3; 30 -> 60: 2)."""
     return max(1, min(cap, math.ceil(Fraction(ratio))))
+
+
+def check_rate_increase(input_fps: Fraction, output_fps: Fraction) -> None:
+    """An integer-factor sampler (the ldf backend) only adds frames: ``--target_fps`` must be above the input's
+    rate; lowering it is the flow backend's resampling."""
+    if output_fps <= input_fps:
+        raise InputError(
+            f"--target_fps {float(output_fps):g} is not above the input's {float(input_fps):g} fps: "
+            "the ldf backend only adds frames; use --backend flow to resample to a lower rate"
+        )
 
 
 def exact_time_base(*times: Fraction) -> Fraction | None:
